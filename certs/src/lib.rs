@@ -1,0 +1,1 @@
+//! Certificates and trust. (Being built: see issue 5.)

@@ -1,0 +1,1 @@
+//! The Plasma Stream client library. (Being built: see issue 5.)

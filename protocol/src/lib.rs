@@ -1,0 +1,1 @@
+//! Plasma Stream's protocol, sans IO. (Being built: see issue 2.)

@@ -1,0 +1,1 @@
+//! QUIC and TLS-over-TCP transport. (Being built: see issue 5.)
