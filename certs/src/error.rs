@@ -1,0 +1,43 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while creating, loading or trusting certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum CertsError {
+    /// rcgen could not create a key pair or a certificate.
+    #[error("cannot generate a self-signed certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A PEM file did not hold what it should (no certificate, no key, bad base64).
+    #[error("{path}: {reason}")]
+    Pem { path: PathBuf, reason: String },
+
+    /// A fingerprint string could not be parsed; `token` is the offending input.
+    #[error("bad fingerprint {token:?}: {reason}")]
+    BadFingerprint { token: String, reason: &'static str },
+
+    /// A line of a trust file could not be parsed.
+    #[error("{path}:{line}: {source}")]
+    TrustFile {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: Box<CertsError>,
+    },
+
+    /// rustls refused the configuration (e.g. the private key does not match its certificate).
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = CertsError> = std::result::Result<T, E>;

@@ -1,0 +1,189 @@
+//! rustls configurations for each trust mode.
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, ServerConfig};
+
+use crate::error::Result;
+use crate::identity::Identity;
+use crate::trust::Trust;
+use crate::verifier::FingerprintVerifier;
+
+/// The crypto provider every config of this crate uses: rustls's `ring` backend (no aws-lc).
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Server side of mutual TLS: presents `identity`, asks every client for a certificate and
+/// judges it by `trust` (required in pinned mode). TLS 1.3 only (QUIC needs it, and the TCP
+/// fallback gains nothing from 1.2). ALPN is left empty for the transport to set.
+pub fn server_config(identity: &Identity, trust: &Trust) -> Result<ServerConfig> {
+    let provider = crypto_provider();
+    let verifier = FingerprintVerifier::new(trust, &provider);
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            identity.cert_chain().to_vec(),
+            identity.private_key().clone_key(),
+        )?;
+    Ok(config)
+}
+
+/// Client side of mutual TLS: presents `identity` (in every mode, so servers can pin it) and
+/// judges the server's certificate by `trust`. Server names are not checked: in pinned mode the
+/// fingerprint is the identity, so callers may pass any syntactically valid name.
+pub fn client_config(identity: &Identity, trust: &Trust) -> Result<ClientConfig> {
+    let provider = crypto_provider();
+    let verifier = FingerprintVerifier::new(trust, &provider);
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(
+            identity.cert_chain().to_vec(),
+            identity.private_key().clone_key(),
+        )?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Fingerprint, TrustedFingerprints};
+    use rustls::{ClientConnection, ServerConnection};
+
+    /// Which side's rustls failed, with its error text.
+    #[derive(Debug)]
+    enum Failure {
+        Client(String),
+        Server(String),
+    }
+
+    /// Runs a TLS handshake in memory; on success returns the fingerprints each side saw.
+    fn handshake(
+        client: ClientConfig,
+        server: ServerConfig,
+    ) -> Result<(Option<Fingerprint>, Option<Fingerprint>), Failure> {
+        let name = "plasma-stream".try_into().unwrap();
+        let mut c = ClientConnection::new(Arc::new(client), name).unwrap();
+        let mut s = ServerConnection::new(Arc::new(server)).unwrap();
+        for _ in 0..10 {
+            let mut wire = Vec::new();
+            while c.wants_write() {
+                c.write_tls(&mut wire).unwrap();
+            }
+            s.read_tls(&mut &wire[..]).unwrap();
+            s.process_new_packets()
+                .map_err(|e| Failure::Server(e.to_string()))?;
+            let mut wire = Vec::new();
+            while s.wants_write() {
+                s.write_tls(&mut wire).unwrap();
+            }
+            c.read_tls(&mut &wire[..]).unwrap();
+            c.process_new_packets()
+                .map_err(|e| Failure::Client(e.to_string()))?;
+            if !c.is_handshaking() && !s.is_handshaking() {
+                let leaf = |certs: Option<&[rustls::pki_types::CertificateDer<'_>]>| {
+                    certs
+                        .and_then(|c| c.first())
+                        .map(|d| Fingerprint::of_der(d))
+                };
+                return Ok((leaf(c.peer_certificates()), leaf(s.peer_certificates())));
+            }
+        }
+        panic!("handshake did not finish");
+    }
+
+    fn pinned(ids: &[&Identity]) -> Trust {
+        Trust::Pinned(
+            ids.iter()
+                .map(|id| id.fingerprint())
+                .collect::<TrustedFingerprints>(),
+        )
+    }
+
+    #[test]
+    fn pinned_both_ways_is_accepted_and_each_side_sees_the_other() {
+        let server_id = Identity::generate(["server"]).unwrap();
+        let client_id = Identity::generate(["client"]).unwrap();
+        let (seen_by_client, seen_by_server) = handshake(
+            client_config(&client_id, &pinned(&[&server_id])).unwrap(),
+            server_config(&server_id, &pinned(&[&client_id])).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(seen_by_client, Some(server_id.fingerprint()));
+        assert_eq!(seen_by_server, Some(client_id.fingerprint()));
+    }
+
+    #[test]
+    fn client_refuses_an_unpinned_server_and_says_how_to_trust_it() {
+        let server_id = Identity::generate(["server"]).unwrap();
+        let client_id = Identity::generate(["client"]).unwrap();
+        let other = Identity::generate(["other"]).unwrap();
+        let err = handshake(
+            client_config(&client_id, &pinned(&[&other])).unwrap(),
+            server_config(&server_id, &Trust::Insecure).unwrap(),
+        )
+        .unwrap_err();
+        let Failure::Client(message) = err else {
+            panic!("expected the client to refuse: {err:?}")
+        };
+        let fp = server_id.fingerprint().to_string();
+        assert!(message.contains(&format!("--trust {fp}")), "{message}");
+        assert!(message.contains("trust file"), "{message}");
+        assert_eq!(
+            crate::tidy_tls_error(&message),
+            format!("server certificate sha256:{fp} is not trusted: pass --trust {fp} or add it to the trust file")
+        );
+    }
+
+    #[test]
+    fn server_refuses_an_unpinned_client() {
+        let server_id = Identity::generate(["server"]).unwrap();
+        let client_id = Identity::generate(["client"]).unwrap();
+        let err = handshake(
+            client_config(&client_id, &pinned(&[&server_id])).unwrap(),
+            server_config(&server_id, &pinned(&[&server_id])).unwrap(),
+        )
+        .unwrap_err();
+        let Failure::Server(message) = err else {
+            panic!("expected the server to refuse: {err:?}")
+        };
+        assert!(
+            message.contains(&client_id.fingerprint().to_string()),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn insecure_accepts_anyone_and_still_sees_the_client_certificate() {
+        let server_id = Identity::generate(["server"]).unwrap();
+        let client_id = Identity::generate(["client"]).unwrap();
+        let (seen_by_client, seen_by_server) = handshake(
+            client_config(&client_id, &Trust::Insecure).unwrap(),
+            server_config(&server_id, &Trust::Insecure).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(seen_by_client, Some(server_id.fingerprint()));
+        assert_eq!(seen_by_server, Some(client_id.fingerprint()));
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_its_certificate_is_refused() {
+        let a = Identity::generate(["a"]).unwrap();
+        let b = Identity::generate(["b"]).unwrap();
+        let franken =
+            Identity::from_der(a.cert_chain().to_vec(), b.private_key().clone_key()).unwrap();
+        // rustls checks key/cert consistency at config time where it can; if it does not, the
+        // peer's signature check must fail the handshake.
+        match server_config(&franken, &Trust::Insecure) {
+            Err(_) => {}
+            Ok(server) => {
+                let client = client_config(&b, &pinned(&[&a])).unwrap();
+                assert!(handshake(client, server).is_err());
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Whom this process believes: the trust modes of DESIGN.md §5.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use crate::error::{CertsError, Result};
+use crate::fingerprint::Fingerprint;
+
+/// How the peer's certificate is judged.
+///
+/// Whatever the mode, traffic is encrypted and the handshake signature is verified (the peer
+/// holds the key of the certificate it shows); the mode only decides *which* certificates are
+/// acceptable.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Trust {
+    /// Dev mode (`--insecure`): any certificate is accepted, and a client without one too.
+    /// Callers should warn loudly when they choose it.
+    Insecure,
+    /// Only peers whose leaf certificate has one of these SHA-256 fingerprints. Both sides of a
+    /// connection present certificates (mutual TLS). Names and validity dates are not checked:
+    /// the fingerprint is the identity, as with SSH host keys.
+    Pinned(TrustedFingerprints),
+}
+
+impl Trust {
+    /// True for [`Trust::Insecure`].
+    pub fn is_insecure(&self) -> bool {
+        matches!(self, Trust::Insecure)
+    }
+}
+
+/// A set of trusted certificate fingerprints.
+///
+/// The file format ([`TrustedFingerprints::from_file`]) is one fingerprint per line in any form
+/// [`Fingerprint`] parses; `#` starts a comment (whole line or after the value); blank lines
+/// are ignored. Text after the fingerprint on the same line (separated by whitespace) is a free
+/// label, e.g. `3f9a…c2  store-b.example`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedFingerprints {
+    set: BTreeSet<Fingerprint>,
+}
+
+impl TrustedFingerprints {
+    /// An empty set (trusts nobody until something is added).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads a trust file (format above). Errors name the file, the line and the bad token.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = fs::read_to_string(path).map_err(|source| CertsError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut trusted = Self::new();
+        trusted
+            .extend_from_text(&text)
+            .map_err(|(line, err)| CertsError::TrustFile {
+                path: path.to_path_buf(),
+                line,
+                source: Box::new(err),
+            })?;
+        Ok(trusted)
+    }
+
+    /// Adds the fingerprints of a trust-file text; on error returns the 1-based line number.
+    pub fn extend_from_text(&mut self, text: &str) -> Result<(), (usize, CertsError)> {
+        for (index, line) in text.lines().enumerate() {
+            let content = line.split('#').next().unwrap_or("");
+            let Some(token) = content.split_whitespace().next() else {
+                continue;
+            };
+            let fingerprint = token.parse().map_err(|err| (index + 1, err))?;
+            self.add(fingerprint);
+        }
+        Ok(())
+    }
+
+    /// Trusts one more fingerprint; returns false if it was already trusted.
+    pub fn add(&mut self, fingerprint: Fingerprint) -> bool {
+        self.set.insert(fingerprint)
+    }
+
+    /// Whether this fingerprint is trusted.
+    pub fn contains(&self, fingerprint: &Fingerprint) -> bool {
+        self.set.contains(fingerprint)
+    }
+
+    /// The trusted fingerprints, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Fingerprint> {
+        self.set.iter()
+    }
+
+    /// How many fingerprints are trusted.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// True when nobody is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+}
+
+impl FromIterator<Fingerprint> for TrustedFingerprints {
+    fn from_iter<T: IntoIterator<Item = Fingerprint>>(iter: T) -> Self {
+        TrustedFingerprints {
+            set: iter.into_iter().collect(),
+        }
+    }
+}
+
+impl Extend<Fingerprint> for TrustedFingerprints {
+    fn extend<T: IntoIterator<Item = Fingerprint>>(&mut self, iter: T) {
+        self.set.extend(iter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    const B: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+
+    #[test]
+    fn trust_file_with_comments_labels_and_blank_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trusted");
+        fs::write(
+            &path,
+            format!("# peers\n\n{A}  store-a # first\n   sha256:{B}\n{A}\n"),
+        )
+        .unwrap();
+        let trusted = TrustedFingerprints::from_file(&path).unwrap();
+        assert_eq!(trusted.len(), 2);
+        assert!(trusted.contains(&A.parse().unwrap()));
+        assert!(trusted.contains(&B.parse().unwrap()));
+    }
+
+    #[test]
+    fn trust_file_errors_name_line_and_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trusted");
+        fs::write(&path, format!("{A}\n# ok\nnot-a-fingerprint\n")).unwrap();
+        let message = TrustedFingerprints::from_file(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains(":3:"), "{message}");
+        assert!(message.contains("not-a-fingerprint"), "{message}");
+    }
+
+    #[test]
+    fn missing_trust_file_names_the_path() {
+        let message = TrustedFingerprints::from_file("/nonexistent/trust")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("/nonexistent/trust"), "{message}");
+    }
+}
