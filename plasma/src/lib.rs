@@ -8,9 +8,11 @@
 //! The protocol is written up in `shared/docs/plasma-protocol.md` (framing §1, messages §2–3,
 //! shared memory and fd passing §4, semantics §5, store design §6).
 
+pub mod digest;
 mod error;
 mod object_id;
 pub mod object_store;
+pub mod wire;
 
 pub use error::Error;
 pub use object_id::ObjectId;

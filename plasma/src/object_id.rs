@@ -1,7 +1,7 @@
 use std::fmt;
 
 /// A Plasma object ID: exactly 20 opaque bytes (`kUniqueIDSize`). Displayed as 40 hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct ObjectId(pub [u8; 20]);
 
 impl ObjectId {
