@@ -12,6 +12,7 @@ pub mod digest;
 mod error;
 mod object_id;
 pub mod object_store;
+pub mod store;
 pub mod wire;
 
 pub use error::Error;
