@@ -1,0 +1,205 @@
+//! Transport tuning, one documented field at a time (in the spirit of quinn's
+//! `TransportConfig`): what each knob does, and why its default is what it is.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::congestion::{BbrConfig, CubicConfig, NewRenoConfig};
+use quinn::{IdleTimeout, VarInt};
+
+/// Which transports an endpoint listens on and dials.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TransportMode {
+    /// Listen on both; dial QUIC first and fall back to TLS over TCP when QUIC cannot connect
+    /// within [`TransportConfig::quic_connect_timeout`] (UDP blocked somewhere on the path).
+    #[default]
+    Auto,
+    /// QUIC only: no TCP/TLS listener (unless `legacy_tcp`), no fallback when dialing.
+    Quic,
+    /// TLS over TCP only: no UDP socket at all. What a server behind a UDP-blocking firewall,
+    /// or a test of the fallback, uses.
+    Tcp,
+}
+
+impl std::str::FromStr for TransportMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "auto" => Ok(TransportMode::Auto),
+            "quic" => Ok(TransportMode::Quic),
+            "tcp" => Ok(TransportMode::Tcp),
+            _ => Err(format!(
+                "unknown transport {text:?}: expected auto, quic or tcp"
+            )),
+        }
+    }
+}
+
+/// The QUIC congestion controller.
+///
+/// Loss-based controllers (Cubic, NewReno) collapse at 0.1–1 % random loss on a long link;
+/// BBR keeps 40–60 % of it (PERF-NOTES). On a clean LAN or loopback they are all equivalent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CongestionControl {
+    /// quinn's default and the kernel's; the safe choice on shared links.
+    #[default]
+    Cubic,
+    /// The classic AIMD controller; mostly for comparison.
+    NewReno,
+    /// Model-based: best on long fat or lossy links (WAN), where it is the lever that matters.
+    Bbr,
+}
+
+impl std::str::FromStr for CongestionControl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_ascii_lowercase().as_str() {
+            "cubic" => Ok(CongestionControl::Cubic),
+            "newreno" | "new-reno" | "reno" => Ok(CongestionControl::NewReno),
+            "bbr" => Ok(CongestionControl::Bbr),
+            _ => Err(format!(
+                "unknown congestion controller {text:?}: expected cubic, newreno or bbr"
+            )),
+        }
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// Everything the transport lets an operator tune. [`Default`] is right for a LAN and good
+/// for a WAN up to ~1 Gbit/s × 100 ms; each field says why.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// Which transports to listen on and dial. Default [`TransportMode::Auto`].
+    pub mode: TransportMode,
+
+    /// How long a QUIC dial may take before Auto mode gives up on it and tries TLS over TCP.
+    /// Default 1.5 s: a QUIC handshake on any sane path takes one or two RTTs (well under
+    /// 0.5 s); waiting longer only delays the fallback when UDP is silently dropped.
+    pub quic_connect_timeout: Duration,
+
+    /// Limit on a whole handshake (TCP connect + TLS, or QUIC in Quic mode), and on an inbound
+    /// TCP connection sending its first byte. Default 10 s: generous for slow links, short
+    /// enough that a stalled peer cannot hold a connection slot for long.
+    pub handshake_timeout: Duration,
+
+    /// A connection with no traffic for this long is closed (QUIC idle timeout; TCP sockets
+    /// idle in the client pool are dropped after it; inbound TCP reads time out after it).
+    /// Keep-alives are sent at a third of it, so pooled QUIC connections stay up.
+    /// Default 60 s.
+    pub idle_timeout: Duration,
+
+    /// Per-stream receive window (QUIC `stream_receive_window`): the most one object stream
+    /// can have in flight. One stream moves at most window / RTT, so it must cover
+    /// bandwidth × delay: 16 MiB gives ~1.3 Gbit/s at 100 ms (quinn's 1.25 MB default caps a
+    /// stream at ~0.18 Gbit/s at 50 ms). Worst-case memory is streams in flight × this.
+    pub stream_receive_window: u64,
+
+    /// Per-connection receive window (QUIC `receive_window`): all streams of a connection
+    /// together. Default 32 MiB, twice the stream window so two large objects interleave.
+    pub receive_window: u64,
+
+    /// Per-connection send window (QUIC `send_window`): unacknowledged bytes the sender keeps.
+    /// Default 32 MiB, matching the receive window (more cannot be used).
+    pub send_window: u64,
+
+    /// Most bidirectional streams a peer may open at once on one QUIC connection (one per
+    /// object). Default 256: enough to hide latency for small objects while bounding memory;
+    /// callers bound their own streams in flight below this.
+    pub max_concurrent_bidi_streams: u32,
+
+    /// QUIC congestion controller. Default Cubic; choose BBR for lossy long links.
+    pub congestion: CongestionControl,
+
+    /// Requested `SO_RCVBUF` / `SO_SNDBUF` of the UDP socket. The kernel's default (~212 KB)
+    /// overflows at a few hundred MB/s and loses packets; the kernel caps the request at
+    /// `net.core.rmem_max` / `wmem_max` (4 MiB here), and the effective size is logged.
+    /// Default 8 MiB.
+    pub udp_socket_buffer: usize,
+
+    /// Inbound connections served at once, QUIC and TCP together (`-c/--max-connections`).
+    /// One more is refused cleanly (QUIC: refused at the handshake; TCP: closed); existing
+    /// connections are unaffected. Default 128.
+    pub max_connections: usize,
+
+    /// Accept the original plaintext byte format on the TCP port ([`crate::Incoming::Legacy`]).
+    /// Default false: nothing goes over the network unencrypted unless asked for.
+    pub legacy_tcp: bool,
+
+    /// TLS-over-TCP sockets one client-side TCP connection may have busy at once (the fallback
+    /// has no streams, so parallel exchanges need parallel sockets). Default 8.
+    pub tcp_sockets_per_peer: usize,
+
+    /// Let quinn use UDP segmentation offload (one syscall for ~10 datagrams). Default on;
+    /// off only to work around a broken driver.
+    pub segmentation_offload: bool,
+
+    /// Starting UDP payload size for connections to a loopback address, where the path MTU is
+    /// 64 KiB: bigger datagrams mean fewer packets, and per-packet cost is what limits QUIC.
+    /// Other paths start at 1200 and probe upwards to 1452. Default 8,192; 0 disables it.
+    pub loopback_mtu: u16,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            mode: TransportMode::Auto,
+            quic_connect_timeout: Duration::from_millis(1500),
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            stream_receive_window: 16 * MIB,
+            receive_window: 32 * MIB,
+            send_window: 32 * MIB,
+            max_concurrent_bidi_streams: 256,
+            congestion: CongestionControl::Cubic,
+            udp_socket_buffer: 8 * MIB as usize,
+            max_connections: 128,
+            legacy_tcp: false,
+            tcp_sockets_per_peer: 8,
+            segmentation_offload: true,
+            loopback_mtu: 8192,
+        }
+    }
+}
+
+impl TransportConfig {
+    /// The quinn transport configuration these settings describe; `loopback` selects the larger
+    /// starting datagram size.
+    pub(crate) fn quinn_transport(&self, loopback: bool) -> Arc<quinn::TransportConfig> {
+        let mut transport = quinn::TransportConfig::default();
+        transport
+            .max_concurrent_bidi_streams(varint(self.max_concurrent_bidi_streams as u64))
+            .max_concurrent_uni_streams(VarInt::from_u32(0))
+            .stream_receive_window(varint(self.stream_receive_window))
+            .receive_window(varint(self.receive_window))
+            .send_window(self.send_window)
+            .max_idle_timeout(IdleTimeout::try_from(self.idle_timeout).ok())
+            .keep_alive_interval(Some(self.idle_timeout / 3))
+            .initial_rtt(Duration::from_millis(100))
+            .enable_segmentation_offload(self.segmentation_offload);
+        if loopback && self.loopback_mtu > 1200 {
+            transport.initial_mtu(self.loopback_mtu);
+            let mut discovery = quinn::MtuDiscoveryConfig::default();
+            discovery.upper_bound(self.loopback_mtu.max(1452));
+            transport.mtu_discovery_config(Some(discovery));
+        }
+        match self.congestion {
+            CongestionControl::Cubic => {
+                transport.congestion_controller_factory(Arc::new(CubicConfig::default()))
+            }
+            CongestionControl::NewReno => {
+                transport.congestion_controller_factory(Arc::new(NewRenoConfig::default()))
+            }
+            CongestionControl::Bbr => {
+                transport.congestion_controller_factory(Arc::new(BbrConfig::default()))
+            }
+        };
+        Arc::new(transport)
+    }
+}
+
+fn varint(value: u64) -> VarInt {
+    VarInt::from_u64(value).unwrap_or(VarInt::MAX)
+}

@@ -1,0 +1,414 @@
+//! A connection to one peer, over QUIC or over TLS on TCP, behind one type.
+//!
+//! Over QUIC a connection carries many bidirectional streams (one per exchange). TCP has no
+//! streams, so a TCP connection is modelled per side:
+//! - **client side** ([`Connection::open_bi`]): a small pool of TLS sockets to the peer. Each
+//!   exchange takes an idle socket or dials one (at most
+//!   [`TransportConfig::tcp_sockets_per_peer`](crate::TransportConfig) busy at once); when the
+//!   exchange is complete the caller hands the halves back with [`Connection::recycle`], and
+//!   the socket serves the next exchange. Halves dropped without `recycle` close the socket.
+//! - **server side** ([`Connection::accept_bi`]): each accepted TLS socket is one connection
+//!   whose `accept_bi` yields that socket's halves once, then `None`. The handler loops over
+//!   exchanges on it until end-of-stream — which also works over QUIC, where each stream
+//!   carries one exchange and then ends.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use plasma_stream_certs::Fingerprint;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+
+use crate::error::{Result, TransportError};
+use crate::stream::{tcp_pair, tcp_unsplit, RecvStream, SendStream, TlsSocket};
+
+/// Which transport a connection runs over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConnectionKind {
+    /// QUIC: one stream per exchange, no head-of-line blocking between them.
+    Quic,
+    /// TLS over TCP (the fallback): one socket per exchange in flight.
+    Tcp,
+}
+
+impl std::fmt::Display for ConnectionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConnectionKind::Quic => "quic",
+            ConnectionKind::Tcp => "tcp",
+        })
+    }
+}
+
+/// A connection to one peer. Cheap to clone: clones share the connection.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    inner: Inner,
+}
+
+#[derive(Clone, Debug)]
+enum Inner {
+    Quic {
+        connection: quinn::Connection,
+        peer_fingerprint: Option<Fingerprint>,
+    },
+    TcpClient(Arc<TcpDialer>),
+    TcpServer(Arc<TcpAccepted>),
+}
+
+impl Connection {
+    pub(crate) fn from_quic(connection: quinn::Connection) -> Self {
+        let peer_fingerprint = connection
+            .peer_identity()
+            .and_then(|identity| {
+                identity
+                    .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                    .ok()
+            })
+            .and_then(|chain| chain.first().map(|leaf| Fingerprint::of_der(leaf)));
+        Connection {
+            inner: Inner::Quic {
+                connection,
+                peer_fingerprint,
+            },
+        }
+    }
+
+    pub(crate) fn tcp_client(dialer: Arc<TcpDialer>) -> Self {
+        Connection {
+            inner: Inner::TcpClient(dialer),
+        }
+    }
+
+    pub(crate) fn tcp_server(accepted: Arc<TcpAccepted>) -> Self {
+        Connection {
+            inner: Inner::TcpServer(accepted),
+        }
+    }
+
+    /// The peer's address (for an IPv4 peer reached through a dual-stack socket, the plain
+    /// IPv4 form).
+    pub fn remote_addr(&self) -> SocketAddr {
+        let addr = match &self.inner {
+            Inner::Quic { connection, .. } => connection.remote_address(),
+            Inner::TcpClient(dialer) => dialer.peer,
+            Inner::TcpServer(accepted) => accepted.peer,
+        };
+        crate::endpoint::canonical(addr)
+    }
+
+    /// QUIC or TCP.
+    pub fn kind(&self) -> ConnectionKind {
+        match &self.inner {
+            Inner::Quic { .. } => ConnectionKind::Quic,
+            _ => ConnectionKind::Tcp,
+        }
+    }
+
+    /// SHA-256 of the certificate the peer presented (always present in pinned mode; `None`
+    /// only for an insecure-mode client that sent no certificate).
+    pub fn peer_fingerprint(&self) -> Option<Fingerprint> {
+        match &self.inner {
+            Inner::Quic {
+                peer_fingerprint, ..
+            } => *peer_fingerprint,
+            Inner::TcpClient(dialer) => dialer.peer_fingerprint,
+            Inner::TcpServer(accepted) => accepted.peer_fingerprint,
+        }
+    }
+
+    /// Opens a new exchange. QUIC: a new bidirectional stream (waits if the peer's stream
+    /// limit is reached). TCP client: an idle socket or a newly dialed one (waits if
+    /// `tcp_sockets_per_peer` are busy). Not available on a server-side TCP connection.
+    pub async fn open_bi(&self) -> Result<(SendStream, RecvStream)> {
+        match &self.inner {
+            Inner::Quic { connection, .. } => {
+                let (send, recv) =
+                    connection
+                        .open_bi()
+                        .await
+                        .map_err(|err| TransportError::ConnectionLost {
+                            peer: self.remote_addr(),
+                            message: crate::endpoint::quic_error_message(&err),
+                        })?;
+                Ok((SendStream::Quic(send), RecvStream::Quic(recv)))
+            }
+            Inner::TcpClient(dialer) => dialer.open_bi().await,
+            Inner::TcpServer(_) => Err(TransportError::Unsupported(
+                "open_bi on a server-side TCP connection: it has one exchange socket, use accept_bi",
+            )),
+        }
+    }
+
+    /// Waits for the peer's next exchange; `Ok(None)` once the peer has closed the connection
+    /// (QUIC) or after the one socket of a server-side TCP connection was handed out.
+    pub async fn accept_bi(&self) -> Result<Option<(SendStream, RecvStream)>> {
+        match &self.inner {
+            Inner::Quic { connection, .. } => match connection.accept_bi().await {
+                Ok((send, recv)) => Ok(Some((SendStream::Quic(send), RecvStream::Quic(recv)))),
+                Err(
+                    quinn::ConnectionError::ApplicationClosed(_)
+                    | quinn::ConnectionError::LocallyClosed,
+                ) => Ok(None),
+                Err(err) => Err(TransportError::ConnectionLost {
+                    peer: self.remote_addr(),
+                    message: crate::endpoint::quic_error_message(&err),
+                }),
+            },
+            Inner::TcpServer(accepted) => Ok(accepted.take()),
+            Inner::TcpClient(_) => Err(TransportError::Unsupported(
+                "accept_bi on a client-side TCP connection: the peer cannot open exchanges over TCP",
+            )),
+        }
+    }
+
+    /// Ends an exchange that completed normally. QUIC: finishes the send side (if not yet) and
+    /// drops both. TCP client: returns the socket to the idle pool for the next `open_bi`
+    /// (so call this only when both directions are at a message boundary). Elsewhere: drops.
+    pub fn recycle(&self, send: SendStream, recv: RecvStream) {
+        match (&self.inner, send, recv) {
+            (Inner::Quic { .. }, SendStream::Quic(mut send), RecvStream::Quic(_recv)) => {
+                // Already finished is fine.
+                let _ = send.finish();
+            }
+            (Inner::TcpClient(dialer), SendStream::Tcp(send), RecvStream::Tcp(recv)) => {
+                if let Some(socket) = tcp_unsplit(send, recv) {
+                    dialer.put_idle(socket);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Closes the connection: QUIC sends CONNECTION_CLOSE (streams in flight fail); TCP drops
+    /// idle sockets and dials no more (busy sockets finish their exchange).
+    pub fn close(&self) {
+        match &self.inner {
+            Inner::Quic { connection, .. } => {
+                connection.close(quinn::VarInt::from_u32(0), b"closed")
+            }
+            Inner::TcpClient(dialer) => dialer.close(),
+            Inner::TcpServer(accepted) => {
+                accepted.take();
+            }
+        }
+    }
+
+    /// Whether the connection can still carry exchanges (false once closed by either side).
+    pub fn is_open(&self) -> bool {
+        match &self.inner {
+            Inner::Quic { connection, .. } => connection.close_reason().is_none(),
+            Inner::TcpClient(dialer) => !dialer.closed.load(Ordering::Acquire),
+            Inner::TcpServer(accepted) => accepted.socket.lock().is_ok_and(|s| s.is_some()),
+        }
+    }
+
+    /// Waits until a QUIC connection is closed (returns at once for TCP, which has no
+    /// connection-wide state to wait on).
+    pub async fn closed(&self) {
+        if let Inner::Quic { connection, .. } = &self.inner {
+            connection.closed().await;
+        }
+    }
+
+    /// The underlying quinn connection, for statistics (`stats()`, `rtt()`); `None` over TCP.
+    pub fn quic_connection(&self) -> Option<&quinn::Connection> {
+        match &self.inner {
+            Inner::Quic { connection, .. } => Some(connection),
+            _ => None,
+        }
+    }
+}
+
+/// Client side of a TCP "connection": dials TLS sockets to one peer and keeps idle ones.
+pub(crate) struct TcpDialer {
+    pub(crate) peer: SocketAddr,
+    pub(crate) peer_fingerprint: Option<Fingerprint>,
+    connector: TlsConnector,
+    handshake_timeout: Duration,
+    idle_timeout: Duration,
+    busy: Arc<Semaphore>,
+    max_idle: usize,
+    idle: Mutex<Vec<(TlsSocket, Instant)>>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for TcpDialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpDialer")
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+impl TcpDialer {
+    /// Dials the first socket (proving the peer reachable and trusted) and keeps it idle.
+    pub(crate) async fn connect(
+        peer: SocketAddr,
+        connector: TlsConnector,
+        handshake_timeout: Duration,
+        idle_timeout: Duration,
+        sockets: usize,
+    ) -> Result<Arc<Self>> {
+        let socket = dial(peer, &connector, handshake_timeout).await?;
+        let peer_fingerprint = leaf_fingerprint(&socket);
+        let dialer = Arc::new(TcpDialer {
+            peer,
+            peer_fingerprint,
+            connector,
+            handshake_timeout,
+            idle_timeout,
+            busy: Arc::new(Semaphore::new(sockets.max(1))),
+            max_idle: sockets.max(1),
+            idle: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        });
+        dialer.put_idle(socket);
+        Ok(dialer)
+    }
+
+    async fn open_bi(&self) -> Result<(SendStream, RecvStream)> {
+        let permit = self
+            .busy
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| TransportError::Closed)?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(TransportError::Closed);
+        }
+        let socket = match self.take_idle() {
+            Some(socket) => socket,
+            None => dial(self.peer, &self.connector, self.handshake_timeout).await?,
+        };
+        Ok(self.pair(socket, permit))
+    }
+
+    fn pair(&self, socket: TlsSocket, permit: OwnedSemaphorePermit) -> (SendStream, RecvStream) {
+        tcp_pair(socket, Some(permit), self.idle_timeout)
+    }
+
+    /// Takes the most recently used idle socket that is still usable: not idle for more than
+    /// half the idle timeout (the server drops sockets idle for the whole of it) and not
+    /// closed by the peer meanwhile.
+    fn take_idle(&self) -> Option<TlsSocket> {
+        let Ok(mut idle) = self.idle.lock() else {
+            return None;
+        };
+        while let Some((mut socket, since)) = idle.pop() {
+            if since.elapsed() < self.idle_timeout / 2 && still_open(&mut socket) {
+                return Some(socket);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, socket: TlsSocket) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < self.max_idle {
+                idle.push((socket, Instant::now()));
+            }
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+        self.busy.close();
+    }
+}
+
+/// True if an idle socket has neither been closed by the peer nor received stray data.
+fn still_open(socket: &mut TlsSocket) -> bool {
+    let mut probe = [0u8; 1];
+    // A read that is not immediately ready means "nothing to say": the socket is alive.
+    socket.read(&mut probe).now_or_never().is_none()
+}
+
+async fn dial(peer: SocketAddr, connector: &TlsConnector, timeout: Duration) -> Result<TlsSocket> {
+    let attempt = async {
+        let tcp = TcpStream::connect(peer)
+            .await
+            .map_err(|err| TransportError::Connect {
+                peer,
+                reason: err.to_string(),
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let server_name = rustls::pki_types::ServerName::try_from(crate::endpoint::SERVER_NAME)
+            .map_err(|_| TransportError::Unsupported("invalid server name"))?;
+        connector
+            .connect(server_name, tcp)
+            .await
+            .map_err(|err| TransportError::Handshake {
+                peer,
+                message: crate::endpoint::tls_io_message(&err),
+            })
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => Ok(tokio_rustls::TlsStream::Client(result?)),
+        Err(_) => Err(TransportError::Timeout {
+            peer,
+            what: "TLS-over-TCP handshake",
+            after: timeout,
+        }),
+    }
+}
+
+/// Fingerprint of the peer's leaf certificate on an established TLS socket.
+pub(crate) fn leaf_fingerprint(socket: &TlsSocket) -> Option<Fingerprint> {
+    let certificates = match socket {
+        tokio_rustls::TlsStream::Client(stream) => stream.get_ref().1.peer_certificates(),
+        tokio_rustls::TlsStream::Server(stream) => stream.get_ref().1.peer_certificates(),
+    };
+    certificates
+        .and_then(|chain| chain.first())
+        .map(|leaf| Fingerprint::of_der(leaf))
+}
+
+/// Server side of a TCP "connection": one accepted TLS socket, handed out once.
+pub(crate) struct TcpAccepted {
+    pub(crate) peer: SocketAddr,
+    pub(crate) peer_fingerprint: Option<Fingerprint>,
+    idle_timeout: Duration,
+    socket: Mutex<Option<(TlsSocket, OwnedSemaphorePermit)>>,
+}
+
+impl std::fmt::Debug for TcpAccepted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpAccepted")
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+impl TcpAccepted {
+    pub(crate) fn new(
+        peer: SocketAddr,
+        socket: TlsSocket,
+        permit: OwnedSemaphorePermit,
+        idle_timeout: Duration,
+    ) -> Arc<Self> {
+        Arc::new(TcpAccepted {
+            peer,
+            peer_fingerprint: leaf_fingerprint(&socket),
+            idle_timeout,
+            socket: Mutex::new(Some((socket, permit))),
+        })
+    }
+
+    fn take(&self) -> Option<(SendStream, RecvStream)> {
+        let (socket, permit) = self.socket.lock().ok()?.take()?;
+        Some(tcp_pair(socket, Some(permit), self.idle_timeout))
+    }
+}

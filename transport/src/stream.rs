@@ -1,0 +1,270 @@
+//! The two halves of one exchange: over QUIC a bidirectional stream, over TCP a TLS socket.
+//!
+//! Both implement tokio's `AsyncRead` / `AsyncWrite`; the chunk methods are the fast path
+//! (over QUIC, `write_chunk` hands a `Bytes` to quinn without copying and `read_chunk` returns
+//! quinn's own buffers).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Instant, Sleep};
+
+use crate::error::{Result, TransportError};
+
+/// A TLS session over TCP, client or server side.
+pub(crate) type TlsSocket = tokio_rustls::TlsStream<TcpStream>;
+
+/// Largest buffer `read_chunk` allocates over TCP in one call.
+const TCP_CHUNK_LIMIT: usize = 256 * 1024;
+
+/// Keeps whatever slot a TCP exchange socket occupies (an inbound connection permit on a
+/// server, a busy-socket permit on a client) until both halves are gone.
+#[derive(Debug)]
+pub(crate) struct SocketGuard {
+    pub(crate) _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// The sending half of an exchange.
+#[derive(Debug)]
+pub enum SendStream {
+    /// A QUIC stream.
+    Quic(quinn::SendStream),
+    /// The write half of a TLS-over-TCP socket.
+    Tcp(TcpSend),
+}
+
+/// The receiving half of an exchange.
+#[derive(Debug)]
+pub enum RecvStream {
+    /// A QUIC stream.
+    Quic(quinn::RecvStream),
+    /// The read half of a TLS-over-TCP socket.
+    Tcp(TcpRecv),
+}
+
+/// Write half of a TLS-over-TCP exchange socket.
+pub struct TcpSend {
+    pub(crate) half: WriteHalf<TlsSocket>,
+    pub(crate) _guard: Arc<SocketGuard>,
+}
+
+/// Read half of a TLS-over-TCP exchange socket, with an idle timeout on reads.
+pub struct TcpRecv {
+    pub(crate) half: ReadHalf<TlsSocket>,
+    pub(crate) _guard: Arc<SocketGuard>,
+    idle_timeout: Duration,
+    idle: Pin<Box<Sleep>>,
+    waiting: bool,
+    buffer: BytesMut,
+}
+
+impl std::fmt::Debug for TcpSend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TcpSend")
+    }
+}
+
+impl std::fmt::Debug for TcpRecv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TcpRecv")
+    }
+}
+
+/// Splits a TLS socket into the pair of halves one exchange uses.
+pub(crate) fn tcp_pair(
+    socket: TlsSocket,
+    permit: Option<OwnedSemaphorePermit>,
+    idle_timeout: Duration,
+) -> (SendStream, RecvStream) {
+    let guard = Arc::new(SocketGuard { _permit: permit });
+    let (read, write) = tokio::io::split(socket);
+    let send = SendStream::Tcp(TcpSend {
+        half: write,
+        _guard: guard.clone(),
+    });
+    let recv = RecvStream::Tcp(TcpRecv {
+        half: read,
+        _guard: guard,
+        idle_timeout,
+        idle: Box::pin(tokio::time::sleep(idle_timeout)),
+        waiting: false,
+        buffer: BytesMut::new(),
+    });
+    (send, recv)
+}
+
+/// Puts a socket back together from its halves, or gives them back if they are not a pair.
+pub(crate) fn tcp_unsplit(send: TcpSend, recv: TcpRecv) -> Option<TlsSocket> {
+    if recv.half.is_pair_of(&send.half) {
+        Some(recv.half.unsplit(send.half))
+    } else {
+        None
+    }
+}
+
+impl SendStream {
+    /// Sends one chunk. Over QUIC the `Bytes` is handed to quinn as is (no copy: a chunk
+    /// backed by shared memory goes straight into the send buffer); over TCP it is written and
+    /// encrypted by rustls.
+    pub async fn write_chunk(&mut self, chunk: Bytes) -> Result<()> {
+        match self {
+            SendStream::Quic(stream) => Ok(stream.write_chunk(chunk).await?),
+            SendStream::Tcp(tcp) => Ok(tcp.half.write_all(&chunk).await?),
+        }
+    }
+
+    /// Writes all of `bytes` (a copy; prefer [`SendStream::write_chunk`] for bulk data).
+    pub async fn write_all_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            SendStream::Quic(stream) => Ok(stream.write_all(bytes).await?),
+            SendStream::Tcp(tcp) => Ok(tcp.half.write_all(bytes).await?),
+        }
+    }
+
+    /// Ends this side of the exchange.
+    ///
+    /// Over QUIC the stream is finished: the peer reads end-of-stream after the last byte.
+    /// Over TCP the socket carries further exchanges after this one (client sockets are
+    /// recycled), so `finish` only **flushes**: the peer sees no end-of-stream, and message
+    /// boundaries must come from the protocol's own lengths, as they do in WIRE.md.
+    pub async fn finish(&mut self) -> Result<()> {
+        match self {
+            SendStream::Quic(stream) => stream.finish().map_err(|_| TransportError::Closed),
+            SendStream::Tcp(tcp) => Ok(tcp.half.flush().await?),
+        }
+    }
+
+    /// Abandons the exchange: over QUIC the stream is reset with `code` (the peer's reads fail);
+    /// over TCP the socket is shut down, which the peer reads as end-of-stream.
+    pub async fn reset(&mut self, code: u32) -> Result<()> {
+        match self {
+            SendStream::Quic(stream) => stream
+                .reset(quinn::VarInt::from_u32(code))
+                .map_err(|_| TransportError::Closed),
+            SendStream::Tcp(tcp) => Ok(tcp.half.shutdown().await?),
+        }
+    }
+}
+
+impl RecvStream {
+    /// Reads the next chunk of at most `max` bytes, in order; `None` at the end of the stream.
+    /// Over QUIC this is quinn's own buffer (no copy); over TCP a fresh buffer.
+    pub async fn read_chunk(&mut self, max: usize) -> Result<Option<Bytes>> {
+        match self {
+            RecvStream::Quic(stream) => {
+                Ok(stream.read_chunk(max, true).await?.map(|chunk| chunk.bytes))
+            }
+            RecvStream::Tcp(tcp) => {
+                let want = max.clamp(1, TCP_CHUNK_LIMIT);
+                let mut buffer = std::mem::take(&mut tcp.buffer);
+                buffer.reserve(want);
+                let read = (&mut *tcp).take(want as u64).read_buf(&mut buffer).await;
+                let chunk = buffer.split().freeze();
+                tcp.buffer = buffer;
+                match read? {
+                    0 => Ok(None),
+                    _ => Ok(Some(chunk)),
+                }
+            }
+        }
+    }
+}
+
+impl TcpRecv {
+    fn poll_read_with_idle(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.waiting {
+            self.idle.as_mut().reset(Instant::now() + self.idle_timeout);
+            self.waiting = true;
+        }
+        let filled_before = buf.filled().len();
+        match Pin::new(&mut self.half).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                self.waiting = false;
+                match result {
+                    // A peer that closes without TLS close_notify (a client that drops a socket
+                    // between exchanges) reads as end-of-stream: the protocol's lengths detect
+                    // truncation inside a message.
+                    Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => {
+                        debug_assert_eq!(buf.filled().len(), filled_before);
+                        Poll::Ready(Ok(()))
+                    }
+                    other => Poll::Ready(other),
+                }
+            }
+            Poll::Pending => match self.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    self.waiting = false;
+                    Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no data for {:?} (idle timeout)", self.idle_timeout),
+                    )))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl AsyncRead for TcpRecv {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.get_mut().poll_read_with_idle(cx, buf)
+    }
+}
+
+impl AsyncRead for RecvStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            RecvStream::Quic(stream) => Pin::new(stream).poll_read(cx, buf),
+            RecvStream::Tcp(tcp) => tcp.poll_read_with_idle(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for SendStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            SendStream::Quic(stream) => AsyncWrite::poll_write(Pin::new(stream), cx, buf),
+            SendStream::Tcp(tcp) => Pin::new(&mut tcp.half).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            SendStream::Quic(stream) => AsyncWrite::poll_flush(Pin::new(stream), cx),
+            SendStream::Tcp(tcp) => Pin::new(&mut tcp.half).poll_flush(cx),
+        }
+    }
+
+    /// Over QUIC, finishes the stream; over TCP, shuts the socket down (use
+    /// [`SendStream::finish`] to end one exchange on a socket that will be recycled).
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            SendStream::Quic(stream) => AsyncWrite::poll_shutdown(Pin::new(stream), cx),
+            SendStream::Tcp(tcp) => Pin::new(&mut tcp.half).poll_shutdown(cx),
+        }
+    }
+}
