@@ -168,6 +168,18 @@ impl SyncRequest {
         Ok(())
     }
 
+    /// The peer-request count a SYNC stream's bytes declare (bytes 1..5), without decoding
+    /// the rest. A server uses it to answer a well-formed but refused SYNC (a decode error
+    /// whose [`DecodeError::status`] is `Some`, e.g. 0x80 for a duplicate ID) with
+    /// [`SyncReport::refused`]: one entry per declared peer request, each carrying the code.
+    /// `None` if the bytes are not a SYNC stream or the count has not arrived.
+    pub fn declared_peer_request_count(buf: &[u8]) -> Option<u32> {
+        match buf {
+            [0x01, a, b, c, d, ..] => Some(u32::from_le_bytes([*a, *b, *c, *d])),
+            _ => None,
+        }
+    }
+
     /// Decodes a SYNC request (see the [module docs](crate::codec) for the decoder contract).
     ///
     /// Works in two passes: the first walks the frame without allocating (checking every kind,

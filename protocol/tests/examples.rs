@@ -439,3 +439,54 @@ fn object_header_offset_and_sizes_checked() {
         Some(Status::MetadataTooLarge)
     );
 }
+
+#[test]
+fn refused_sync_is_answered_with_a_report_per_declared_peer_request() {
+    // Two peer requests naming the same object: well-formed bytes, refused with 0x80.
+    let mut bytes = vec![0x01, 2, 0, 0, 0];
+    for port in [0xE5u8, 0xE6] {
+        bytes.extend([0x02, 0x04, 127, 0, 0, 1, port, 0x07, 1, 0, 0, 0]);
+        bytes.extend([0x42; 20]);
+    }
+    let error = SyncRequest::decode(&bytes).unwrap_err();
+    assert_eq!(error.status(), Some(Status::AlreadyReceiving));
+    assert!(error.to_string().contains(&"42".repeat(20)), "{error}");
+    let count = SyncRequest::declared_peer_request_count(&bytes).unwrap();
+    let report = SyncReport::refused(count as usize, error.status().unwrap());
+    assert_eq!(report.peer_reports.len(), 2);
+    assert!(report
+        .peer_reports
+        .iter()
+        .all(|p| p.status == Status::AlreadyReceiving));
+    assert_eq!(SyncRequest::declared_peer_request_count(&bytes[..4]), None);
+    assert_eq!(
+        SyncRequest::declared_peer_request_count(&[0x02, 0, 0, 0, 0]),
+        None
+    );
+}
+
+#[test]
+fn stream_kind_errors() {
+    assert_eq!(StreamKind::peek(&[]), Ok(None));
+    assert_eq!(
+        StreamKind::peek(&[0x16]),
+        Err(DecodeError::UnknownStreamKind { byte: 0x16 })
+    );
+    assert_eq!(
+        StreamRequest::decode(&[0x16]),
+        Err(DecodeError::UnknownStreamKind { byte: 0x16 })
+    );
+    let mut object = Vec::new();
+    ObjectRequest::new(TransferKind::Copy, id(1))
+        .encode(&mut object)
+        .unwrap();
+    let error = SyncRequest::decode(&object).unwrap_err();
+    assert!(
+        matches!(error, DecodeError::WrongMessageType { found: 0x02, .. }),
+        "{error:?}"
+    );
+    assert!(matches!(
+        ObjectRequest::decode(&[0x01]),
+        Err(DecodeError::WrongMessageType { .. })
+    ));
+}

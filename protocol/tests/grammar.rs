@@ -193,3 +193,34 @@ fn duplicates_within_and_across_peer_requests() {
         "{e:?}"
     );
 }
+
+#[test]
+fn messages_as_documented() {
+    let cases = [
+        ("MOVE 1.2.3.4:5 <A>", "column 1: unknown command `MOVE`: expected COPY, TAKE or SYNC"),
+        (
+            "COPY localhost:2021 <A>",
+            "column 6: `localhost:2021` is not a peer address: `localhost` is not an IP address (host names are not resolved here)",
+        ),
+        (
+            "COPY ::1:2021 <A>",
+            "column 6: `::1:2021` is not a peer address: write IPv6 addresses in brackets, as [v6]:port",
+        ),
+        (
+            "COPY 1.2.3.4:5 0102",
+            "column 16: object ID `0102` has 4 characters: an object ID is exactly 40 hex digits (20 bytes)",
+        ),
+        (
+            "COPY 1.2.3.4:5 <A> TAKE 1.2.3.4:6 <B>",
+            "column 57: `TAKE` starts a second peer request: write several as `SYNC COPY <addr> <oid>… ; TAKE <addr> <oid>…`",
+        ),
+        (
+            "COPY 1.2.3.4:5 <A> <A>",
+            "column 57: object ID 0102030405060708090a0b0c0d0e0f1011121314 appears twice in this SYNC (first at column 16)",
+        ),
+    ];
+    for (line, message) in cases {
+        let line = line.replace("<A>", A).replace("<B>", B);
+        assert_eq!(err(&line).to_string(), message, "{line}");
+    }
+}
