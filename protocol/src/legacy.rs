@@ -327,6 +327,6 @@ impl FrameHeader {
 
     /// Bytes of the frame after this header (metadata + data).
     pub fn body_len(&self) -> u64 {
-        self.metadata_size + self.data_size
+        self.metadata_size.saturating_add(self.data_size)
     }
 }

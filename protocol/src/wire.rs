@@ -526,7 +526,7 @@ impl ObjectHeader {
                 data_size,
                 metadata_size,
                 offset,
-            } => metadata_size + data_size.saturating_sub(offset),
+            } => metadata_size.saturating_add(data_size.saturating_sub(offset)),
             ObjectHeader::Failed(_) => 0,
         }
     }

@@ -341,7 +341,11 @@ proptest! {
         prop_assert_eq!(grammar::parse_command(&line), Ok(command));
     }
 
-    // ---- hostile input ----
+}
+
+proptest! {
+    // Hostile input is cheap to try: many more cases.
+    #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
