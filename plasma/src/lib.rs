@@ -8,13 +8,17 @@
 //! The protocol is written up in `shared/docs/plasma-protocol.md` (framing §1, messages §2–3,
 //! shared memory and fd passing §4, semantics §5, store design §6).
 
+pub mod client;
 pub mod digest;
 mod error;
 mod object_id;
 pub mod object_store;
+pub mod pool;
 pub mod store;
 pub mod wire;
 
+pub use client::{ConnectOptions, CreatedObject, PlasmaClient};
 pub use error::Error;
 pub use object_id::ObjectId;
 pub use object_store::{DeleteOutcome, NewObject, ObjectStore, ObjectWriter, SealedObject};
+pub use pool::StorePool;
