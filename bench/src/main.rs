@@ -1,4 +1,261 @@
+//! `plasma-stream-bench`: runs the benchmark scenarios beside their peers and prints the
+//! table; see `docs/benchmarks.md`.
+//!
+//! ```text
+//! cargo run --release -p plasma-stream-bench -- [--quick] [--scenario S1,S4-loss1] [--runs N]
+//! ```
+//! Needs root for the namespace scenarios (S1-veth, S4). The `peer` and `netns` subcommands
+//! are the harness's own plumbing (peer processes, and manual clean-up).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use plasma_stream_bench::netns::{self, NetnsPair};
+use plasma_stream_bench::peers::copy::{self, CopySpec};
+use plasma_stream_bench::report::{render_markdown, render_text, ScenarioResult};
+use plasma_stream_bench::scenarios::{self, Options, Placement};
+use plasma_stream_bench::{tools_dir, utc_now, workspace_root, BenchError};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "plasma-stream-bench",
+    about = "Plasma Stream beside its peers: throughput, objects/s, peak RssAnon, ratios"
+)]
+struct Cli {
+    /// A pass of about a minute: smaller objects, one run each, S4 at 1 % loss only, no S5.
+    #[arg(long)]
+    quick: bool,
+    /// Scenarios to run, comma-separated ids or prefixes (S1, S1-veth, S2, S3, S4, S4-loss1, S5).
+    #[arg(long, value_delimiter = ',')]
+    scenario: Vec<String>,
+    /// Runs per scenario (default: 3, S4 and S5 once; 1 with --quick).
+    #[arg(long)]
+    runs: Option<u32>,
+    /// Rate of the emulated WAN link in S4 (`none` for no limit).
+    #[arg(long, default_value = "1gbit")]
+    wan_rate: String,
+    /// Seconds after which an S4 transfer is cut off and reported as partial.
+    #[arg(long)]
+    wan_deadline: Option<u64>,
+    /// Append the results to this Markdown file (default docs/benchmarks.md).
+    #[arg(long)]
+    doc: Option<PathBuf>,
+    /// Do not append to docs/benchmarks.md (results still go to bench/results/).
+    #[arg(long)]
+    no_doc: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Plumbing: one side of a copy peer (used by the harness itself).
+    #[command(hide = true)]
+    Peer {
+        #[command(subcommand)]
+        role: PeerRole,
+    },
+    /// Create (`up`) or remove (`down`) the namespaces ta/tb by hand.
+    Netns { action: String },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct CopyArgs {
+    #[arg(long)]
+    objects: u64,
+    #[arg(long)]
+    size: u64,
+    #[arg(long)]
+    tls: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum PeerRole {
+    Hold {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[command(flatten)]
+        copy: CopyArgs,
+        #[arg(long)]
+        congestion: Option<String>,
+    },
+    Pull {
+        #[arg(long)]
+        connect: SocketAddr,
+        #[command(flatten)]
+        copy: CopyArgs,
+        #[arg(long)]
+        cert: Option<String>,
+        #[arg(long, default_value_t = 600.0)]
+        deadline_secs: f64,
+    },
+}
+
 fn main() {
-    eprintln!("plasma-stream-bench: not built yet");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("plasma-stream-bench: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn spec(c: &CopyArgs, congestion: Option<String>) -> CopySpec {
+    CopySpec {
+        objects: c.objects,
+        object_size: c.size,
+        tls: c.tls,
+        congestion,
+    }
+}
+
+fn run(cli: Cli) -> Result<(), BenchError> {
+    match cli.command {
+        Some(Command::Peer {
+            role:
+                PeerRole::Hold {
+                    listen,
+                    copy,
+                    congestion,
+                },
+        }) => copy::hold(listen, &spec(&copy, congestion)),
+        Some(Command::Peer {
+            role:
+                PeerRole::Pull {
+                    connect,
+                    copy,
+                    cert,
+                    deadline_secs,
+                },
+        }) => {
+            let r = copy::pull(
+                connect,
+                &spec(&copy, None),
+                cert.as_deref(),
+                Duration::from_secs_f64(deadline_secs),
+            )?;
+            println!("{}", r.to_line());
+            Ok(())
+        }
+        Some(Command::Netns { action }) => match action.as_str() {
+            "up" => {
+                let pair = NetnsPair::up(&tools_dir())?;
+                println!("RTT ta → tb: {:.2} ms", pair.ping_ms()?);
+                std::mem::forget(pair); // keep them up until `netns down`
+                Ok(())
+            }
+            "down" => {
+                netns::down();
+                Ok(())
+            }
+            other => Err(BenchError::Setup(format!(
+                "netns action must be up or down, not {other}"
+            ))),
+        },
+        None => run_benchmarks(&cli),
+    }
+}
+
+fn run_benchmarks(cli: &Cli) -> Result<(), BenchError> {
+    let opts = Options {
+        quick: cli.quick,
+        runs: cli.runs,
+        wan_rate: (cli.wan_rate != "none").then(|| cli.wan_rate.clone()),
+        wan_deadline: Duration::from_secs(cli.wan_deadline.unwrap_or(if cli.quick {
+            10
+        } else {
+            30
+        })),
+    };
+    let selected = scenarios::select(scenarios::all(&opts), &cli.scenario, cli.quick);
+    if selected.is_empty() {
+        return Err(BenchError::Setup(format!(
+            "no scenario matches {:?}",
+            cli.scenario
+        )));
+    }
+    let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    let command = format!(
+        "cargo run --release -p plasma-stream-bench --{}{command}",
+        if command.is_empty() { "" } else { " " }
+    );
+    let started = utc_now();
+    eprintln!(
+        "plasma-stream-bench: {} scenario(s), started {started}",
+        selected.len()
+    );
+
+    let needs_netns = selected
+        .iter()
+        .any(|s| s.placement == Placement::Namespaces);
+    let mut pair = if needs_netns {
+        match NetnsPair::up(&tools_dir()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("plasma-stream-bench: namespace scenarios will fail: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    let mut results: Vec<ScenarioResult> = Vec::new();
+    for sc in &selected {
+        let result = scenarios::run(sc, pair.as_mut());
+        print!("{}", render_text(&result));
+        let _ = std::io::stdout().flush();
+        results.push(result);
+    }
+    drop(pair); // tear the namespaces down before writing files
+
+    let mut md = format!(
+        "### {started}{}\n\nCommand: `{command}`\n\n{}\n\n",
+        if cli.quick { " (quick)" } else { "" },
+        machine_line()
+    );
+    for r in &results {
+        md.push_str(&render_markdown(r));
+    }
+    let results_dir = workspace_root().join("bench/results");
+    std::fs::create_dir_all(&results_dir)?;
+    let stamp: String = started
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let file = results_dir.join(format!("{stamp}.md"));
+    std::fs::write(&file, &md)?;
+    eprintln!("plasma-stream-bench: results written to {}", file.display());
+    if !cli.no_doc {
+        let doc = cli
+            .doc
+            .clone()
+            .unwrap_or_else(|| workspace_root().join("docs/benchmarks.md"));
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&doc)?;
+        f.write_all(md.as_bytes())?;
+        eprintln!("plasma-stream-bench: appended to {}", doc.display());
+    }
+    Ok(())
+}
+
+/// One line describing the machine: CPUs, kernel, and the release profile.
+fn machine_line() -> String {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "Machine: {cpus} vCPU, Linux {}, release profile; shared with other builds (noisy: \
+         compare ratios within this run).",
+        kernel.trim()
+    )
 }

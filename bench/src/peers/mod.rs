@@ -1,0 +1,4 @@
+//! The peers a user would otherwise pick, moving the same bytes in the same run.
+
+pub mod copy;
+pub mod flight;
