@@ -20,7 +20,7 @@ use crate::codec::{
     addr_len, finish, put_addr_port_then_ip, DecodeError, EncodeError, Reader, Stop,
 };
 use crate::limits::{
-    self, check_id_count, check_peer_request_count, UniqueIds, MAX_IDS_PER_LIST, MAX_METADATA_SIZE,
+    self, check_id_count, check_peer_request_count, MAX_IDS_PER_LIST, MAX_METADATA_SIZE,
     MAX_PEER_REQUESTS,
 };
 use crate::{LimitError, ObjectId, PeerRequest, Request, Status};
@@ -153,16 +153,17 @@ fn decode_request(buf: &[u8]) -> Result<(Request, usize), Stop> {
         let count = usize::from(read.u16()?);
         let mut peer_requests =
             Vec::with_capacity(count.min(MAX_PEER_REQUESTS).min(len / MIN_PEER_REQUEST_LEN));
-        let mut unique = UniqueIds::default();
-        for index in 0..count {
+        for _ in 0..count {
             let kind = read.transfer_kind()?;
             let from = read.addr_port_then_ip()?;
-            let objects = read_ids(&mut read, &mut unique, Some(index))?;
+            let objects = read_ids(&mut read)?;
             peer_requests.push(PeerRequest::new(kind, from, objects));
         }
+        limits::check_unique_ids(&peer_requests)?;
         Request::Sync(peer_requests)
     } else {
-        let objects = read_ids(&mut read, &mut UniqueIds::default(), None)?;
+        let objects = read_ids(&mut read)?;
+        limits::validate_id_list(&objects, None)?;
         if kind == REQUEST_COPY {
             Request::Copy(objects)
         } else {
@@ -172,17 +173,11 @@ fn decode_request(buf: &[u8]) -> Result<(Request, usize), Stop> {
     Ok((request, len))
 }
 
-fn read_ids(
-    read: &mut Reader<'_>,
-    unique: &mut UniqueIds,
-    peer_request: Option<usize>,
-) -> Result<Vec<ObjectId>, Stop> {
+fn read_ids(read: &mut Reader<'_>) -> Result<Vec<ObjectId>, Stop> {
     let count = usize::from(read.u16()?);
     let mut ids = Vec::with_capacity(count.min(read.remaining() / ObjectId::LEN));
     for _ in 0..count {
-        let id = read.object_id()?;
-        unique.insert(id, peer_request)?;
-        ids.push(id);
+        ids.push(read.object_id()?);
     }
     Ok(ids)
 }

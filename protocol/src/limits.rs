@@ -4,7 +4,7 @@
 //! cannot *express* two edge values (65,536 IDs, 65,536 metadata bytes) and refuses them when
 //! encoding (see [`crate::legacy`]); that is a property of its 16-bit fields, not a limit.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use crate::{ObjectId, PeerRequest, Status};
 
@@ -140,7 +140,7 @@ pub fn check_id_count(count: u64, peer_request: Option<usize>) -> Result<(), Lim
 /// Checks one ID list: its length, and that no ID repeats within it.
 pub fn validate_id_list(ids: &[ObjectId], peer_request: Option<usize>) -> Result<(), LimitError> {
     check_id_count(ids.len() as u64, peer_request)?;
-    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    let mut seen = HashSet::with_capacity(ids.len());
     for id in ids {
         if !seen.insert(*id) {
             return Err(LimitError::DuplicateId {
@@ -157,11 +157,32 @@ pub fn validate_id_list(ids: &[ObjectId], peer_request: Option<usize>) -> Result
 /// anywhere (within one peer request or across two). Reports the first problem in request order.
 pub fn validate_sync(peer_requests: &[PeerRequest]) -> Result<(), LimitError> {
     check_peer_request_count(peer_requests.len() as u64)?;
-    let mut seen = UniqueIds::default();
     for (index, peer_request) in peer_requests.iter().enumerate() {
         check_id_count(peer_request.objects().len() as u64, Some(index))?;
+    }
+    check_unique_ids(peer_requests)
+}
+
+/// Checks that no object ID appears twice in the peer requests of one SYNC, within one peer
+/// request or across two. The error names the ID and both peer requests.
+pub fn check_unique_ids(peer_requests: &[PeerRequest]) -> Result<(), LimitError> {
+    let total = peer_requests.iter().map(|p| p.objects().len()).sum();
+    // Sized by IDs that are already in memory, never by a length field.
+    let mut seen = HashSet::with_capacity(total);
+    for (index, peer_request) in peer_requests.iter().enumerate() {
         for id in peer_request.objects() {
-            seen.insert(*id, Some(index))?;
+            if !seen.insert(*id) {
+                // Rare path: find where it first appeared.
+                let first = peer_requests
+                    .iter()
+                    .position(|p| p.objects().contains(id))
+                    .unwrap_or(index);
+                return Err(LimitError::DuplicateId {
+                    id: *id,
+                    first: Some(first),
+                    second: Some(index),
+                });
+            }
         }
     }
     Ok(())
@@ -188,27 +209,4 @@ pub fn validate_legacy_object_sizes(data_size: u64, metadata_size: u64) -> Resul
         return Err(LimitError::ZeroLengthData);
     }
     Ok(())
-}
-
-/// Tracks IDs seen so far in one SYNC and where, to name both places of a duplicate.
-#[derive(Debug, Default)]
-pub(crate) struct UniqueIds {
-    seen: HashMap<ObjectId, Option<usize>>,
-}
-
-impl UniqueIds {
-    pub(crate) fn insert(
-        &mut self,
-        id: ObjectId,
-        peer_request: Option<usize>,
-    ) -> Result<(), LimitError> {
-        match self.seen.insert(id, peer_request) {
-            None => Ok(()),
-            Some(first) => Err(LimitError::DuplicateId {
-                id,
-                first,
-                second: peer_request,
-            }),
-        }
-    }
 }

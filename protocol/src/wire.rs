@@ -23,7 +23,7 @@ use crate::codec::{
     addr_len, count_u32, finish, put_addr_ip_then_port, DecodeError, EncodeError, Reader, Stop,
 };
 use crate::limits::{
-    self, check_id_count, check_peer_request_count, UniqueIds, MAX_IDS_PER_LIST, MAX_PEER_REQUESTS,
+    self, check_id_count, check_peer_request_count, MAX_IDS_PER_LIST, MAX_PEER_REQUESTS,
 };
 use crate::{LimitError, ObjectId, PeerRequest, Status, TransferKind};
 
@@ -210,8 +210,7 @@ impl SyncRequest {
         let count = read.u32()? as usize;
         let mut peer_requests =
             Vec::with_capacity(count.min(MAX_PEER_REQUESTS).min(len / MIN_PEER_REQUEST_LEN));
-        let mut unique = UniqueIds::default();
-        for index in 0..count {
+        for _ in 0..count {
             let kind = read.transfer_kind()?;
             let from = read.addr_ip_then_port()?;
             let ids = read.u32()? as usize;
@@ -220,12 +219,11 @@ impl SyncRequest {
                     .min(read.remaining() / ObjectId::LEN),
             );
             for _ in 0..ids {
-                let id = read.object_id()?;
-                unique.insert(id, Some(index))?;
-                objects.push(id);
+                objects.push(read.object_id()?);
             }
             peer_requests.push(PeerRequest::new(kind, from, objects));
         }
+        limits::check_unique_ids(&peer_requests)?;
         Ok((SyncRequest { peer_requests }, len))
     }
 }
