@@ -229,6 +229,16 @@ impl SyncReply {
     }
 }
 
+impl From<&crate::wire::SyncReport> for SyncReply {
+    /// The legacy reply carrying a QUIC-format report's per-peer statuses (the per-object
+    /// detail has no place in the legacy format).
+    fn from(report: &crate::wire::SyncReport) -> Self {
+        SyncReply {
+            statuses: report.peer_reports.iter().map(|p| p.status).collect(),
+        }
+    }
+}
+
 /// The first byte of the reply to a legacy COPY/TAKE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TransferReply {

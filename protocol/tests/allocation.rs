@@ -1,11 +1,11 @@
 //! Huge count fields with no body behind them: decoders answer at once (an error, or "need
 //! more"), and allocate nothing in proportion to the count.
 //!
-//! A counting global allocator records the largest single allocation; nextest runs each test
-//! in its own process, and each test resets the counter before it decodes.
+//! A counting global allocator records the largest single allocation made by the thread under
+//! test (per-thread, so tests running in parallel under `cargo test` do not disturb each other).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use plasma_stream_protocol::legacy::SyncReply;
@@ -14,18 +14,26 @@ use plasma_stream_protocol::{DecodeError, LimitError, Request};
 
 struct CountingAllocator;
 
-static LARGEST_ALLOCATION: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Largest allocation (bytes) this thread made since the last reset.
+    static LARGEST_ALLOCATION: Cell<usize> = const { Cell::new(0) };
+}
+
+fn record(size: usize) {
+    // `try_with`: the thread-local may be gone while a thread shuts down.
+    let _ = LARGEST_ALLOCATION.try_with(|largest| largest.set(largest.get().max(size)));
+}
 
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST_ALLOCATION.fetch_max(layout.size(), Ordering::Relaxed);
+        record(layout.size());
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST_ALLOCATION.fetch_max(new_size, Ordering::Relaxed);
+        record(new_size);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -35,11 +43,11 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 /// Runs `decode`, asserting it is quick and allocates less than 64 KiB in one piece.
 fn bounded<T>(decode: impl FnOnce() -> T) -> T {
-    LARGEST_ALLOCATION.store(0, Ordering::Relaxed);
+    LARGEST_ALLOCATION.with(|largest| largest.set(0));
     let start = Instant::now();
     let result = decode();
     let elapsed = start.elapsed();
-    let largest = LARGEST_ALLOCATION.load(Ordering::Relaxed);
+    let largest = LARGEST_ALLOCATION.with(Cell::get);
     assert!(largest < 64 * 1024, "allocated {largest} bytes at once");
     assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
     result

@@ -303,6 +303,7 @@ fn quic_sync_report_round_trip() {
     assert_eq!(report.peer_reports[0].status, Status::Success);
     assert_eq!(report.peer_reports[1].status, Status::NotFound);
     assert!(!report.is_success());
+    let legacy_reply = SyncReply::from(&report);
     let mut bytes = Vec::new();
     report.encode(&mut bytes).unwrap();
     assert_eq!(bytes.len(), report.encoded_len());
@@ -310,6 +311,7 @@ fn quic_sync_report_round_trip() {
     assert_eq!(SyncReport::decode(&bytes), Ok(Some((report, bytes.len()))));
     let refused = SyncReport::refused(3, Status::AlreadyReceiving);
     assert_eq!(refused.peer_reports.len(), 3);
+    assert_eq!(legacy_reply.statuses, [Status::Success, Status::NotFound]);
 }
 
 #[test]
