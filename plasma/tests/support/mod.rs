@@ -96,23 +96,30 @@ pub fn wait_for_socket(socket: &Path, child: &mut Child) {
 
 /// Starts pyarrow 11's real `plasma_store -m capacity -s <tempdir>/plasma.sock`.
 pub fn start_pyarrow_store(capacity: u64) -> RunningStore {
+    start_store_process(&plasma_store_binary(), capacity, &[])
+}
+
+/// Starts any store program that takes Arrow's `-m BYTES -s SOCKET` flags (plus `extra_args`)
+/// on a fresh socket in a temporary directory, and waits until it listens. Its stderr goes
+/// to `store.log` in that directory.
+pub fn start_store_process(program: &Path, capacity: u64, extra_args: &[&str]) -> RunningStore {
     let dir = tempfile::Builder::new()
         .prefix("plasma-test")
         .tempdir()
         .expect("tempdir");
     let socket = dir.path().join("plasma.sock");
     let log = std::fs::File::create(dir.path().join("store.log")).expect("store log");
-    let binary = plasma_store_binary();
-    let mut child = Command::new(&binary)
+    let mut child = Command::new(program)
         .arg("-m")
         .arg(capacity.to_string())
         .arg("-s")
         .arg(&socket)
+        .args(extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
     wait_for_socket(&socket, &mut child);
     RunningStore::new(socket, dir, Box::new(move || kill_child(child)))
 }

@@ -1,0 +1,70 @@
+//! The same client scenarios as `pyarrow_store.rs`, against this crate's own `plasma-store`
+//! binary (the embedded store), so both stores are held to one behaviour. The interop checks
+//! still need pyarrow; the rest need nothing but the binary.
+
+mod support;
+
+use std::path::Path;
+
+use support::{scenarios, start_store_process, RunningStore};
+
+const MIB: u64 = 1 << 20;
+
+fn start_ours(capacity: u64) -> RunningStore {
+    start_store_process(Path::new(env!("CARGO_BIN_EXE_plasma-store")), capacity, &[])
+}
+
+/// Small arenas, so a fragmented store spills into further segments.
+fn start_ours_small_arenas(capacity: u64) -> RunningStore {
+    let arena = (capacity / 2).to_string();
+    start_store_process(
+        Path::new(env!("CARGO_BIN_EXE_plasma-store")),
+        capacity,
+        &["--arena-size", &arena],
+    )
+}
+
+#[test]
+fn basic_operations_against_embedded_store() {
+    scenarios::basic_operations(&start_ours);
+}
+
+#[test]
+fn get_timeouts_against_embedded_store() {
+    scenarios::get_timeouts(&start_ours);
+}
+
+#[test]
+fn delete_outcomes_against_embedded_store() {
+    scenarios::delete_outcomes(&start_ours);
+}
+
+#[test]
+fn second_segment_against_embedded_store() {
+    scenarios::second_segment(&start_ours_small_arenas);
+}
+
+#[test]
+fn store_killed_mid_session_against_embedded_store() {
+    scenarios::store_killed(&start_ours);
+}
+
+#[test]
+fn async_pool_against_embedded_store() {
+    scenarios::pool_operations(&start_ours);
+}
+
+#[test]
+#[ignore = "needs pyarrow 11 (.ci/run installs it)"]
+fn rust_and_pyarrow_interoperate_through_embedded_store() {
+    let sizes = [
+        (0, 0),
+        (0, 13),
+        (1, 0),
+        (1000, 65_536),
+        (3 * MIB + 17, 5),
+        (100 * MIB, 100),
+    ];
+    scenarios::rust_to_pyarrow(&start_ours, 300 * MIB, &sizes);
+    scenarios::pyarrow_to_rust(&start_ours, 300 * MIB, &sizes);
+}
