@@ -11,13 +11,16 @@
 //! - [`memory`]: peak `RssAnon` of processes, sampled;
 //! - [`shm`]: memfd regions, so peers hold bytes in shared memory as a store does;
 //! - [`peers`]: the copy peers (TCP, rustls) and Arrow Flight;
+//! - [`objects`]: the objects' contents, filling the source store, verifying the destination;
 //! - [`netns`]: namespaces `ta`/`tb`, rate, delay and loss;
 //! - [`procs`]: starting this binary's peer processes, possibly inside a namespace;
 //! - [`servers`]: two `plasma-stream-server`s with embedded stores, filled, synced, verified;
 //! - [`scenarios`]: what each scenario moves and with which systems, and the runner.
 
+pub mod client;
 pub mod memory;
 pub mod netns;
+pub mod objects;
 pub mod peers;
 pub mod procs;
 pub mod report;
@@ -67,6 +70,19 @@ pub fn python() -> PathBuf {
 /// Where built helper tools (nfq_delay) go: `target/bench-tools/` (ignored by git).
 pub fn tools_dir() -> PathBuf {
     workspace_root().join("target/bench-tools")
+}
+
+/// A binary of this workspace built next to the running executable (`target/<profile>/NAME`;
+/// tests run from `target/<profile>/deps/`).
+pub fn sibling_binary(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let found = [Some(dir), dir.parent()]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file());
+    found
 }
 
 /// A TCP port that was free a moment ago on 127.0.0.1.

@@ -1,39 +1,477 @@
 //! Two `plasma-stream-server`s with embedded stores: the source is filled through its Plasma
-//! socket, the destination is told to SYNC (COPY) from it, and a sample of the objects is
-//! verified at the destination. (Wired up once the server and client land.)
+//! socket, the destination is told to SYNC (COPY) from it by the `stream` client library, and
+//! a sample of the objects is verified at the destination.
+//!
+//! Every measurement starts fresh servers (so the congestion controller, transport and store
+//! state are exactly what the row says) and stops them afterwards. The source runs in `ta`
+//! and the destination in `tb` for [`Placement::Namespaces`]; the client and the legacy
+//! puller then run on threads that joined `tb` ([`crate::netns::in_namespace`]).
 
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use plasma_store::ObjectId;
+
+use crate::memory::PeakSampler;
+use crate::netns::in_namespace;
+use crate::objects::{self, Progress, PutObjects};
+use crate::procs::{command_in, ChildGuard};
 use crate::report::Sample;
 use crate::scenarios::{Placement, Workload};
+use crate::shm::SharedRegion;
 use crate::BenchError;
 
-/// Which transport the destination server uses to pull.
+/// Which transport the servers use between themselves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transport {
+    /// `--transport quic`, with `--congestion` when given (the server's default otherwise).
     Quic { congestion: Option<String> },
+    /// `--transport tcp`: TLS over TCP only.
     TcpFallback,
 }
 
-/// Times one SYNC between two fresh servers.
-pub fn measure_sync(
-    _transport: &Transport,
-    _workload: &Workload,
-    _placement: Placement,
-    _deadline: Duration,
-) -> Result<Sample, BenchError> {
-    Err(BenchError::Server(
-        "plasma-stream-server is not wired into the harness yet".into(),
-    ))
+/// Objects up to this count get a progress watcher (time until half are done); beyond it the
+/// watcher's polling would cost more than it tells.
+const WATCH_MAX_OBJECTS: u64 = 1024;
+
+/// The server binary: `$PLASMA_STREAM_SERVER`, else next to this executable.
+pub fn server_binary() -> Result<PathBuf, BenchError> {
+    if let Some(p) = std::env::var_os("PLASMA_STREAM_SERVER") {
+        return Ok(PathBuf::from(p));
+    }
+    crate::sibling_binary("plasma-stream-server").ok_or_else(|| {
+        BenchError::Server(
+            "plasma-stream-server not found next to the harness (cargo build --release \
+             -p plasma-stream-server)"
+                .into(),
+        )
+    })
 }
 
-/// Times a legacy plaintext COPY straight from a server started with `--legacy-tcp`.
-pub fn measure_legacy(
-    _workload: &Workload,
-    _placement: Placement,
-    _deadline: Duration,
+/// Store capacity for a workload: the bytes plus room for allocation overhead.
+pub fn store_bytes(w: &Workload) -> u64 {
+    let total = w.total_bytes();
+    total + (total / 8).max(64 << 20) + w.objects * 4096
+}
+
+/// One running server.
+pub struct Server {
+    pub process: ChildGuard,
+    pub addr: SocketAddr,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    ns: Option<&'static str>,
+}
+
+impl Server {
+    /// Starts a server with an embedded store and waits until its store socket answers and
+    /// (when it listens on TCP) its port accepts.
+    pub fn start(
+        name: &str,
+        dir: &Path,
+        ns: Option<&'static str>,
+        ip: IpAddr,
+        store_bytes: u64,
+        transport: &Transport,
+        legacy: bool,
+    ) -> Result<Self, BenchError> {
+        let port = crate::free_port()?;
+        let socket = dir.join(format!("{name}.sock"));
+        let log = dir.join(format!("{name}.log"));
+        let mut cmd = command_in(ns, server_binary()?);
+        cmd.args(["-p", &port.to_string()])
+            .arg("-s")
+            .arg(&socket)
+            .args(["--embedded-store", &store_bytes.to_string()])
+            .args(["--insecure", "--bind", &ip.to_string(), "--log", "warn"]);
+        match transport {
+            Transport::Quic { congestion } => {
+                cmd.args(["--transport", if legacy { "auto" } else { "quic" }]);
+                if let Some(cc) = congestion {
+                    cmd.args(["--congestion", cc]);
+                }
+            }
+            Transport::TcpFallback => {
+                cmd.args(["--transport", "tcp"]);
+            }
+        }
+        if legacy {
+            cmd.arg("--legacy-tcp");
+        }
+        let log_file = std::fs::File::create(&log)?;
+        let process = ChildGuard::spawn(format!("{name} server"), cmd, Some(log_file))?;
+        let mut server = Server {
+            process,
+            addr: SocketAddr::new(ip, port),
+            socket,
+            log,
+            ns,
+        };
+        let listens_tcp = legacy || *transport == Transport::TcpFallback;
+        server.wait_ready(listens_tcp, Duration::from_secs(30))?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self, probe_tcp: bool, timeout: Duration) -> Result<(), BenchError> {
+        let start = Instant::now();
+        loop {
+            if !self.process.is_running() {
+                return Err(self.failure("exited during start-up"));
+            }
+            let store_up = self.socket.exists()
+                && std::os::unix::net::UnixStream::connect(&self.socket).is_ok();
+            let port_up = !probe_tcp || {
+                let addr = self.addr;
+                let probe = move || {
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                };
+                match self.ns {
+                    Some(ns) => in_namespace(ns, probe).unwrap_or(false),
+                    None => probe(),
+                }
+            };
+            if store_up && port_up {
+                if !probe_tcp {
+                    // QUIC only: no TCP port to probe; give the UDP endpoint a moment.
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(self.failure("not ready in time"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// An error naming this server and the end of its log.
+    pub fn failure(&self, what: &str) -> BenchError {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        BenchError::Server(format!(
+            "{} {what}; log tail: {}",
+            self.process.name,
+            tail.join(" / ")
+        ))
+    }
+}
+
+/// A source and a destination server, the source filled.
+pub struct Pair {
+    pub src: Server,
+    pub dst: Server,
+    pub put: PutObjects,
+    _dir: tempfile::TempDir,
+}
+
+impl Pair {
+    pub fn start(
+        transport: &Transport,
+        workload: &Workload,
+        placement: Placement,
+        legacy: bool,
+    ) -> Result<Self, BenchError> {
+        let dir = tempfile::Builder::new()
+            .prefix("plasma-stream-bench")
+            .tempdir()?;
+        let bytes = store_bytes(workload);
+        let (src_ns, src_ip) = placement.source();
+        let (dst_ns, dst_ip) = placement.destination();
+        let parse = |ip: &str| -> Result<IpAddr, BenchError> {
+            ip.parse()
+                .map_err(|_| BenchError::Setup(format!("bad address {ip}")))
+        };
+        let src = Server::start(
+            "src",
+            dir.path(),
+            src_ns,
+            parse(src_ip)?,
+            bytes,
+            transport,
+            legacy,
+        )?;
+        let dst = Server::start(
+            "dst",
+            dir.path(),
+            dst_ns,
+            parse(dst_ip)?,
+            bytes,
+            transport,
+            false,
+        )?;
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        let put = objects::put_objects(&src.socket, nonce, workload.objects, workload.object_size)?;
+        Ok(Self {
+            src,
+            dst,
+            put,
+            _dir: dir,
+        })
+    }
+}
+
+/// What one SYNC did.
+#[derive(Clone, Debug)]
+pub struct SyncOutcome {
+    pub secs: f64,
+    /// Objects the report says arrived (status success), or that were seen sealed at the
+    /// destination when the deadline cut the SYNC off.
+    pub objects_ok: u64,
+    pub timed_out: bool,
+    /// The first failure the report named, if any.
+    pub failure: Option<String>,
+}
+
+/// Times one SYNC between two fresh servers, then verifies a sample at the destination.
+pub fn measure_sync(
+    transport: &Transport,
+    workload: &Workload,
+    placement: Placement,
+    deadline: Duration,
 ) -> Result<Sample, BenchError> {
-    Err(BenchError::Server(
-        "legacy format not wired into the harness yet".into(),
-    ))
+    let mut pair = Pair::start(transport, workload, placement, false)?;
+    let sampler = PeakSampler::start(
+        vec![
+            ("src".into(), pair.src.process.pid()),
+            ("dst".into(), pair.dst.process.pid()),
+        ],
+        Duration::from_millis(10),
+    );
+    let watch = (workload.objects <= WATCH_MAX_OBJECTS).then(|| {
+        Progress::start(
+            &pair.dst.socket,
+            pair.put.ids.clone(),
+            Duration::from_millis(10),
+        )
+    });
+    let outcome = run_sync(
+        placement,
+        pair.dst.addr,
+        pair.src.addr,
+        pair.put.ids.clone(),
+        deadline,
+    );
+    let progress = watch.map(Progress::finish);
+    let peaks = sampler.finish();
+    let outcome = outcome.map_err(|e| match e {
+        BenchError::Server(m) => {
+            let dst = pair.dst.failure("");
+            BenchError::Server(format!("{m} ({dst})"))
+        }
+        other => other,
+    })?;
+    let objects_ok = if outcome.timed_out {
+        progress.map(|p| p.done).unwrap_or(outcome.objects_ok)
+    } else {
+        outcome.objects_ok
+    };
+    if let Some(f) = &outcome.failure {
+        if !outcome.timed_out {
+            return Err(BenchError::Server(format!("SYNC reported a failure: {f}")));
+        }
+    }
+    if !outcome.timed_out {
+        objects::verify(&pair.dst.socket, &pair.put)?;
+    }
+    pair.src.process.stop(Duration::from_secs(3));
+    pair.dst.process.stop(Duration::from_secs(3));
+    Ok(Sample {
+        bytes: objects_ok * workload.object_size,
+        objects: objects_ok,
+        secs: outcome.secs,
+        half_secs: progress.and_then(|p| p.half_secs),
+        peaks,
+        note: outcome.timed_out.then(|| {
+            format!(
+                "cut off at {:.0} s: {objects_ok}/{} objects arrived",
+                outcome.secs, workload.objects
+            )
+        }),
+    })
+}
+
+/// Runs the client's SYNC on a thread in the destination's namespace.
+fn run_sync(
+    placement: Placement,
+    dst: SocketAddr,
+    src: SocketAddr,
+    ids: Vec<ObjectId>,
+    deadline: Duration,
+) -> Result<SyncOutcome, BenchError> {
+    let work = move || -> Result<SyncOutcome, BenchError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(crate::client::sync_copy(dst, src, ids, deadline))
+    };
+    match placement.destination().0 {
+        Some(ns) => in_namespace(ns, work)?,
+        None => work(),
+    }
+}
+
+/// Times a legacy plaintext COPY straight from a server started with `--legacy-tcp`; the
+/// harness reads the objects into pre-faulted shared memory (it is the receiver).
+pub fn measure_legacy(
+    workload: &Workload,
+    placement: Placement,
+    deadline: Duration,
+) -> Result<Sample, BenchError> {
+    let pair = Pair::start(
+        &Transport::Quic { congestion: None },
+        workload,
+        placement,
+        true,
+    )?;
+    let sampler = PeakSampler::start(
+        vec![("src".into(), pair.src.process.pid())],
+        Duration::from_millis(10),
+    );
+    let ids = pair.put.ids.clone();
+    let addr = pair.src.addr;
+    let size = workload.object_size;
+    let work = move || legacy_pull(addr, &ids, size, deadline);
+    let result = match placement.destination().0 {
+        Some(ns) => in_namespace(ns, work)?,
+        None => work(),
+    };
+    let peaks = sampler.finish();
+    let r = result.map_err(|e| match e {
+        BenchError::Io(io) => pair.src.failure(&format!("legacy COPY: {io}")),
+        other => other,
+    })?;
+    Ok(Sample {
+        bytes: r.bytes,
+        objects: r.objects,
+        secs: r.secs,
+        half_secs: r.half_secs,
+        peaks,
+        note: r.timed_out.then(|| {
+            format!(
+                "cut off at {:.0} s: {}/{} objects arrived",
+                r.secs, r.objects, workload.objects
+            )
+        }),
+    })
+}
+
+/// The legacy format's largest ID list (its u16 count cannot say 65,536).
+const LEGACY_MAX_IDS: usize = 65_535;
+
+/// Sends legacy COPY requests (several if there are more than 65,535 IDs) on one connection
+/// and reads every object frame into shared memory.
+fn legacy_pull(
+    addr: SocketAddr,
+    ids: &[ObjectId],
+    object_size: u64,
+    deadline: Duration,
+) -> Result<crate::peers::copy::PullResult, BenchError> {
+    use plasma_stream_protocol::legacy::{FrameHeader, TransferReply};
+    use plasma_stream_protocol::Request;
+    use std::io::{Read, Write};
+
+    let mut dest = SharedRegion::new_populated((ids.len() as u64 * object_size) as usize)?;
+    let start = Instant::now();
+    let mut tcp = std::net::TcpStream::connect(addr)?;
+    tcp.set_nodelay(true)?;
+    tcp.set_read_timeout(Some(deadline))?;
+    let mut request = Vec::new();
+    for chunk in ids.chunks(LEGACY_MAX_IDS) {
+        let list: Vec<plasma_stream_protocol::ObjectId> =
+            chunk.iter().map(|id| id.0.into()).collect();
+        Request::Copy(list)
+            .encode_legacy(&mut request)
+            .map_err(|e| BenchError::Protocol(format!("encoding legacy COPY: {e}")))?;
+    }
+    tcp.write_all(&request)?;
+    let mut r = std::io::BufReader::with_capacity(1 << 20, tcp);
+    let mut result = crate::peers::copy::PullResult {
+        bytes: 0,
+        objects: 0,
+        secs: 0.0,
+        half_secs: None,
+        timed_out: false,
+    };
+    let half = (ids.len() as u64).div_ceil(2).max(1);
+    let mut offset = 0usize;
+    let mut metadata = vec![0u8; 1 << 16];
+    for chunk in ids.chunks(LEGACY_MAX_IDS) {
+        let mut first = [0u8; 1];
+        r.read_exact(&mut first)?;
+        match TransferReply::decode(&first) {
+            Ok(Some((TransferReply::Begin, _))) => {}
+            Ok(Some((TransferReply::Failed(status), _))) => {
+                return Err(BenchError::Server(format!(
+                    "legacy COPY refused: {status:?}"
+                )))
+            }
+            other => {
+                return Err(BenchError::Protocol(format!(
+                    "bad legacy reply byte {:#04x}: {other:?}",
+                    first[0]
+                )))
+            }
+        }
+        for _ in chunk {
+            let mut word = [0u8; 8];
+            r.read_exact(&mut word)?;
+            let header = FrameHeader::decode(&word)
+                .ok()
+                .flatten()
+                .map(|(h, _)| h)
+                .ok_or_else(|| BenchError::Protocol("bad legacy frame header".into()))?;
+            if header.data_size != object_size {
+                return Err(BenchError::Protocol(format!(
+                    "legacy frame of {} bytes, expected {object_size}",
+                    header.data_size
+                )));
+            }
+            r.read_exact(&mut metadata[..header.metadata_size as usize])?;
+            let end = offset + object_size as usize;
+            let slot = dest
+                .as_mut_slice()
+                .get_mut(offset..end)
+                .ok_or_else(|| BenchError::Protocol("more data than asked for".into()))?;
+            r.read_exact(slot)?;
+            offset = end;
+            result.bytes += object_size;
+            result.objects += 1;
+            if result.objects == half {
+                result.half_secs = Some(start.elapsed().as_secs_f64());
+            }
+            if start.elapsed() > deadline {
+                result.timed_out = true;
+                break;
+            }
+        }
+        if result.timed_out {
+            break;
+        }
+    }
+    result.secs = start.elapsed().as_secs_f64();
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_sizes_leave_room() {
+        let w = Workload {
+            objects: 65_536,
+            object_size: 4096,
+        };
+        assert!(store_bytes(&w) >= w.total_bytes() + (64 << 20));
+        let big = Workload {
+            objects: 1,
+            object_size: 8 << 30,
+        };
+        assert_eq!(store_bytes(&big), (8 << 30) + (1 << 30) + 4096);
+    }
 }
