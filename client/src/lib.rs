@@ -1,1 +1,263 @@
-//! The Plasma Stream client library. (Being built: see issue 5.)
+#![doc = include_str!("../../README.md")]
+//!
+//! # The `stream` library
+//!
+//! [`Client`] talks to one `plasma-stream-server`:
+//! - [`Client::sync`] asks it to pull objects from its peers into its store (COPY or TAKE per
+//!   [`PeerRequest`]) and returns a [`SyncReport`]: a status per peer request and every
+//!   object's outcome.
+//! - [`Client::copy`] / [`Client::take`] pull objects from the server straight into this
+//!   process (no local store), and [`Client::pull`] streams one object chunk by chunk.
+//!
+//! ## Trust
+//!
+//! Every connection is TLS 1.3 (QUIC, or TLS over TCP where UDP is blocked). Who is trusted is
+//! decided by [`ClientBuilder`]: [`ClientBuilder::insecure`] (development: any server), or
+//! pinned server fingerprints ([`ClientBuilder::trust_fingerprint`],
+//! [`ClientBuilder::trust_file`]). Pinned mode is mutual TLS: the client presents its own
+//! certificate, kept in [`ClientBuilder::identity_dir`] so that servers can pin it in turn.
+//!
+//! [`Client::connect`] (no builder) reads the same choices from the environment, so the
+//! README example works unchanged:
+//! - `PLASMA_STREAM_INSECURE=1`: insecure mode;
+//! - `PLASMA_STREAM_TRUST`: server fingerprints (separated by commas or blanks);
+//! - `PLASMA_STREAM_TRUST_FILE`: a file of fingerprints (one per line, `#` comments);
+//! - otherwise `~/.config/plasma-stream/trusted` if it exists;
+//! - `PLASMA_STREAM_IDENTITY_DIR`: where the client certificate lives (default
+//!   `~/.config/plasma-stream/client`, generated on first use; its fingerprint is what servers
+//!   pin with `--trust`).
+//!
+//! With none of these, `connect` fails with [`Error::NoTrust`], which says how to fix it.
+
+mod builder;
+mod error;
+mod exchange;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use plasma_stream_protocol::wire::{Ack, DeleteResult, ObjectHeader, ObjectRequest, SyncRequest};
+use plasma_stream_transport::{Connection, Endpoint, RecvStream, SendStream};
+
+pub use builder::ClientBuilder;
+pub use error::{Error, Result};
+pub use plasma_stream_protocol::wire::{ObjectOutcome, PeerReport, SyncReport};
+pub use plasma_stream_protocol::{ObjectId, PeerRequest, Status, TransferKind};
+pub use plasma_stream_transport::{ConnectionKind, TransportMode};
+
+use exchange::{read_exact, read_message, write_message};
+
+/// A connection to one `plasma-stream-server`. Cheap to clone; clones share the connection.
+#[derive(Clone, Debug)]
+pub struct Client {
+    // Keeps the endpoint (its UDP socket) alive as long as the connection.
+    _endpoint: Endpoint,
+    connection: Connection,
+    server: SocketAddr,
+    timeout: Duration,
+}
+
+/// One object pulled into this process by [`Client::copy`] or [`Client::take`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedObject {
+    pub id: ObjectId,
+    pub data: Bytes,
+    pub metadata: Bytes,
+}
+
+impl Client {
+    /// Connects to a server with trust and identity from the environment (see the crate docs).
+    /// For explicit choices use [`Client::builder`].
+    pub async fn connect(address: impl tokio::net::ToSocketAddrs) -> Result<Client> {
+        ClientBuilder::from_env()?.connect(address).await
+    }
+
+    /// A builder for trust, identity and transport choices.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new()
+    }
+
+    /// The server's address.
+    pub fn server(&self) -> SocketAddr {
+        self.server
+    }
+
+    /// QUIC, or TLS over TCP (the fallback).
+    pub fn connection_kind(&self) -> ConnectionKind {
+        self.connection.kind()
+    }
+
+    /// Asks the server to pull objects from its peers (one [`PeerRequest`] per peer and kind)
+    /// and waits for the report. A report is returned whatever the objects' fate: check
+    /// [`SyncReport::is_success`] or each [`PeerReport`]. `Err` means the request was invalid
+    /// (limits, duplicate IDs) or the connection to the server failed.
+    pub async fn sync(&self, peer_requests: Vec<PeerRequest>) -> Result<SyncReport> {
+        let request = SyncRequest::new(peer_requests)?;
+        let mut bytes = Vec::with_capacity(request.encoded_len());
+        request.encode(&mut bytes)?;
+        let (mut send, mut recv) = self.connection.open_bi().await?;
+        write_message(&mut send, &bytes).await?;
+        // The SYNC takes as long as its transfers: no idle timeout on the report itself.
+        let report = read_message(&mut recv, SyncReport::decode, None).await?;
+        self.connection.recycle(send, recv);
+        Ok(report)
+    }
+
+    /// Pulls copies of these objects into this process; the server keeps them.
+    pub async fn copy(&self, ids: &[ObjectId]) -> Result<Vec<ReceivedObject>> {
+        self.pull_all(TransferKind::Copy, ids).await
+    }
+
+    /// Pulls these objects into this process; the server deletes each after this client
+    /// acknowledged it (all of it received).
+    pub async fn take(&self, ids: &[ObjectId]) -> Result<Vec<ReceivedObject>> {
+        self.pull_all(TransferKind::Take, ids).await
+    }
+
+    async fn pull_all(&self, kind: TransferKind, ids: &[ObjectId]) -> Result<Vec<ReceivedObject>> {
+        let mut objects = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let mut incoming = self.pull(kind, id).await?;
+            let mut data =
+                BytesMut::with_capacity(usize::try_from(incoming.data_size()).unwrap_or(0));
+            while let Some(chunk) = incoming.next_chunk().await? {
+                data.extend_from_slice(&chunk);
+            }
+            let metadata = incoming.metadata().clone();
+            incoming.finish().await?;
+            objects.push(ReceivedObject {
+                id,
+                data: data.freeze(),
+                metadata,
+            });
+        }
+        Ok(objects)
+    }
+
+    /// Starts pulling one object: returns once the server said it has it (with its sizes and
+    /// metadata). Read the data with [`IncomingObject::next_chunk`], then call
+    /// [`IncomingObject::finish`] (which acknowledges; a TAKE deletes at the server only then).
+    pub async fn pull(&self, kind: TransferKind, id: ObjectId) -> Result<IncomingObject> {
+        let (mut send, mut recv) = self.connection.open_bi().await?;
+        let mut bytes = Vec::with_capacity(ObjectRequest::ENCODED_LEN);
+        ObjectRequest::new(kind, id).encode(&mut bytes)?;
+        write_message(&mut send, &bytes).await?;
+        let mut header = read_exact(&mut recv, 1, self.timeout).await?;
+        if header.first() == Some(&Status::Begin.code()) {
+            header.extend(read_exact(&mut recv, ObjectHeader::BEGIN_LEN - 1, self.timeout).await?);
+        }
+        let header = ObjectHeader::decode(&header)?
+            .map(|(h, _)| h)
+            .ok_or(Error::Truncated)?;
+        let (data_size, metadata_size) = match header {
+            ObjectHeader::Begin {
+                data_size,
+                metadata_size,
+                offset: 0,
+            } => (data_size, metadata_size),
+            ObjectHeader::Begin { .. } => {
+                return Err(Error::Protocol("unexpected resume offset".into()))
+            }
+            ObjectHeader::Failed(status) => {
+                self.connection.recycle(send, recv);
+                return Err(Error::Object { id, status });
+            }
+        };
+        let metadata_len = usize::try_from(metadata_size).map_err(|_| Error::Truncated)?;
+        let metadata = Bytes::from(read_exact(&mut recv, metadata_len, self.timeout).await?);
+        Ok(IncomingObject {
+            connection: self.connection.clone(),
+            id,
+            kind,
+            data_size,
+            remaining: data_size,
+            metadata,
+            send: Some(send),
+            recv: Some(recv),
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// An object arriving from the server, streamed: its metadata is here, its data comes chunk
+/// by chunk. Dropping it before [`IncomingObject::finish`] abandons the exchange (a TAKE then
+/// keeps the object at the server).
+#[derive(Debug)]
+pub struct IncomingObject {
+    connection: Connection,
+    id: ObjectId,
+    kind: TransferKind,
+    data_size: u64,
+    remaining: u64,
+    metadata: Bytes,
+    send: Option<SendStream>,
+    recv: Option<RecvStream>,
+    timeout: Duration,
+}
+
+impl IncomingObject {
+    pub fn id(&self) -> ObjectId {
+        self.id
+    }
+    pub fn data_size(&self) -> u64 {
+        self.data_size
+    }
+    pub fn metadata(&self) -> &Bytes {
+        &self.metadata
+    }
+
+    /// The next piece of data, in order; `None` once all `data_size` bytes were returned.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        let recv = self.recv.as_mut().ok_or(Error::Truncated)?;
+        let max = usize::try_from(self.remaining.min(1 << 20)).unwrap_or(1 << 20);
+        match tokio::time::timeout(self.timeout, recv.read_chunk(max)).await {
+            Err(_) => Err(Error::Timeout(self.timeout)),
+            Ok(Err(error)) => Err(error.into()),
+            Ok(Ok(None)) => Err(Error::Truncated),
+            Ok(Ok(Some(chunk))) => {
+                self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
+                Ok(Some(chunk))
+            }
+        }
+    }
+
+    /// Acknowledges the whole object (call after the last chunk). For a TAKE, returns once the
+    /// server reported its delete; `Err(Error::Object{..})` if it kept its copy.
+    pub async fn finish(mut self) -> Result<()> {
+        if self.remaining != 0 {
+            return Err(Error::Protocol(format!(
+                "finish called with {} bytes of object {} unread",
+                self.remaining, self.id
+            )));
+        }
+        let (Some(mut send), Some(mut recv)) = (self.send.take(), self.recv.take()) else {
+            return Err(Error::Truncated);
+        };
+        let mut bytes = Vec::with_capacity(1);
+        Ack {
+            status: Status::Success,
+        }
+        .encode(&mut bytes)?;
+        write_message(&mut send, &bytes).await?;
+        send.finish().await?;
+        if self.kind == TransferKind::Take {
+            let result = read_exact(&mut recv, DeleteResult::ENCODED_LEN, self.timeout).await?;
+            let result = DeleteResult::decode(&result)?
+                .map(|(r, _)| r)
+                .ok_or(Error::Truncated)?;
+            if !result.status.is_success() {
+                self.connection.recycle(send, recv);
+                return Err(Error::Object {
+                    id: self.id,
+                    status: result.status,
+                });
+            }
+        }
+        self.connection.recycle(send, recv);
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! `plasma-stream-server`: runs beside a Plasma store, serves COPY/TAKE to peers and executes
+//! SYNC requests from clients (DESIGN.md §2).
+//!
+//! How it is built (one idea per module):
+//! - [`options`]: the command line, with the documented defaults;
+//! - [`listener`]: accept loop, per-connection and per-exchange dispatch;
+//! - [`sync`]: the SYNC dispatcher (validate, claim, pull from peers concurrently, report);
+//! - [`receiver`]: pulling one object into the local store (create, copy, seal, Ack);
+//! - [`sender`]: serving one object out of the store's shared memory (TAKE deletes after Ack);
+//! - [`legacy`]: the original plaintext format behind `--legacy-tcp`;
+//! - [`inflight`]: the *receiving* and *taking* ID sets; [`shutdown`]: drain, then abort;
+//! - [`framing`]: moving protocol messages over one exchange; [`error`]: errors → status codes.
+//!
+//! The server is generic over [`plasma_store::ObjectStore`]: the socket pool (any Plasma
+//! store, e.g. pyarrow 11's `plasma_store`) or the embedded store's in-process handle.
+
+pub mod error;
+pub mod framing;
+pub mod inflight;
+pub mod legacy;
+pub mod listener;
+pub mod node;
+pub mod options;
+pub mod receiver;
+pub mod sender;
+pub mod shutdown;
+pub mod sync;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use plasma_store::ObjectStore;
+use plasma_stream_certs::{Identity, Trust, TrustedFingerprints};
+use plasma_stream_transport::{Endpoint, TransportConfig};
+use tracing::{error, info, warn};
+
+pub use error::StartError;
+pub use options::Options;
+
+use crate::inflight::InFlightIds;
+use crate::node::Node;
+use crate::shutdown::{Phase, Shutdown};
+
+/// Connections the socket-store pool keeps (the Plasma store serves each one sequentially).
+#[allow(dead_code)] // used once the socket pool lands on main
+const STORE_CONNECTIONS: usize = 4;
+
+/// Starts everything the options ask for and serves until SIGINT/SIGTERM.
+pub async fn run(options: Options) -> Result<(), StartError> {
+    let trust = trust_from(&options)?;
+    let identity = match &options.cert_dir {
+        Some(dir) => Identity::load_or_generate(dir)?,
+        None => Identity::generate(["localhost", "plasma-stream"])?,
+    };
+    info!(fingerprint = %identity.fingerprint(), "this server's certificate fingerprint (peers and clients pin it with --trust)");
+
+    match options.embedded_store {
+        Some(capacity) => {
+            let config = plasma_store::store::StoreConfig::new(&options.plasma_socket, capacity);
+            let store = plasma_store::store::EmbeddedStore::start(config)?;
+            info!(socket = %options.plasma_socket.display(), capacity, "embedded Plasma store running");
+            let handle = store.handle();
+            let result = serve(options, identity, trust, handle).await;
+            drop(store);
+            result
+        }
+        None => {
+            if !options.plasma_socket.exists() {
+                return Err(StartError::Usage(format!(
+                    "no Plasma store at {socket}: start one first (e.g. `plasma_store -m 4000000000 -s {socket}`), \
+                     point -s/--plasma-socket at yours, or run the embedded store with `--embedded-store 4GiB`",
+                    socket = options.plasma_socket.display()
+                )));
+            }
+            // POOL-PENDING: the socket client pool is not on main yet.
+            Err(StartError::Usage(
+                "the Plasma socket client is not available in this build; use --embedded-store"
+                    .into(),
+            ))
+        }
+    }
+}
+
+fn trust_from(options: &Options) -> Result<Trust, StartError> {
+    if options.insecure {
+        warn!("************************************************************************");
+        warn!("--insecure: ANY peer or client is accepted, certificates are not checked.");
+        warn!("Anyone who can reach this port can read and TAKE (delete) objects.");
+        warn!("Development only. Pin fingerprints with --trust / --trust-file instead.");
+        warn!("************************************************************************");
+        return Ok(Trust::Insecure);
+    }
+    let mut trusted = match &options.trust_file {
+        Some(path) => TrustedFingerprints::from_file(path)?,
+        None => TrustedFingerprints::new(),
+    };
+    for text in &options.trust {
+        let fingerprint = text
+            .parse()
+            .map_err(|e| StartError::Usage(format!("--trust `{text}`: {e}")))?;
+        trusted.add(fingerprint);
+    }
+    if trusted.is_empty() {
+        warn!(
+            "no trusted fingerprints: every peer and client will be refused until you add some \
+               with --trust FINGERPRINT or --trust-file FILE (or use --insecure for development)"
+        );
+    }
+    Ok(Trust::Pinned(trusted))
+}
+
+async fn serve<S: ObjectStore>(
+    options: Options,
+    identity: Identity,
+    trust: Trust,
+    store: S,
+) -> Result<(), StartError> {
+    let config = TransportConfig {
+        mode: options.transport,
+        congestion: options.congestion,
+        max_connections: options.max_connections,
+        legacy_tcp: options.legacy_tcp,
+        ..TransportConfig::default()
+    };
+    let fingerprint = identity.fingerprint();
+    let endpoint = Endpoint::server(options.listen_addr(), &identity, &trust, config).await?;
+    let listen = endpoint
+        .local_addr()
+        .unwrap_or_else(|| options.listen_addr());
+    info!(%listen, transport = ?options.transport, legacy_tcp = options.legacy_tcp, "listening");
+
+    let shutdown = Shutdown::new();
+    let node = Arc::new(Node {
+        store,
+        store_timeout: options.store_timeout(),
+        receiving: InFlightIds::new(),
+        taking: InFlightIds::new(),
+        idle_timeout: Duration::from_secs(options.stream_timeout.max(1)),
+        streams_per_peer: options.streams_per_peer.max(1),
+        endpoint: endpoint.clone(),
+        fingerprint,
+        listen,
+        shutdown: shutdown.clone(),
+    });
+    let accept = tokio::spawn(listener::accept_loop(node.clone(), endpoint.clone()));
+
+    wait_for_signal().await;
+    info!(
+        in_flight = shutdown.transfers_in_flight(),
+        "shutting down: draining transfers in flight"
+    );
+    shutdown.enter(Phase::Draining);
+    let drain = Duration::from_secs(options.drain_timeout);
+    tokio::select! {
+        _ = shutdown.all_transfers_done() => info!("drained"),
+        _ = tokio::time::sleep(drain) => warn!(in_flight = shutdown.transfers_in_flight(), "drain timeout: aborting transfers"),
+        _ = wait_for_signal() => warn!("second signal: aborting transfers"),
+    }
+    shutdown.enter(Phase::Aborting);
+    // Aborted receivers abort their unsealed objects as they unwind.
+    if tokio::time::timeout(Duration::from_secs(5), shutdown.all_transfers_done())
+        .await
+        .is_err()
+    {
+        error!("some transfers did not stop within 5 s");
+    }
+    accept.abort();
+    endpoint.close();
+    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    // Give background aborts a moment to reach the store.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

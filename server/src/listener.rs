@@ -1,0 +1,121 @@
+//! The accept loop and per-connection handling: every accepted exchange starts with a
+//! [`StreamKind`](plasma_stream_protocol::wire::StreamKind) byte and is dispatched to the
+//! SYNC dispatcher or the object sender. Over TCP one socket carries exchanges in a row, so
+//! each handler loops until the peer ends the stream.
+
+use std::sync::Arc;
+
+use plasma_store::ObjectStore;
+use plasma_stream_protocol::wire::{StreamRequest, SyncReport};
+use plasma_stream_transport::{Connection, Endpoint, Incoming, RecvStream, SendStream};
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::error::ExchangeError;
+use crate::framing::{write_message, MessageReader};
+use crate::legacy::serve_legacy;
+use crate::node::Node;
+use crate::sender::serve_object;
+use crate::shutdown::Phase;
+use crate::sync::run_sync;
+
+/// Accepts connections until shutdown begins.
+pub async fn accept_loop<S: ObjectStore>(node: Arc<Node<S>>, endpoint: Endpoint) {
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => incoming,
+            _ = node.shutdown.reached(Phase::Draining) => break,
+        };
+        match incoming {
+            Some(Incoming::Connection(connection)) => {
+                let span = info_span!("connection", peer = %connection.remote_addr(), kind = %connection.kind());
+                tokio::spawn(serve_connection(node.clone(), connection).instrument(span));
+            }
+            Some(Incoming::Legacy(socket)) => {
+                let peer = socket.peer_addr();
+                let span = info_span!("legacy", %peer);
+                tokio::spawn(serve_legacy(node.clone(), socket, peer).instrument(span));
+            }
+            None => break,
+        }
+    }
+    debug!("accept loop ended");
+}
+
+async fn serve_connection<S: ObjectStore>(node: Arc<Node<S>>, connection: Connection) {
+    debug!("connection accepted");
+    loop {
+        let exchange = tokio::select! {
+            exchange = connection.accept_bi() => exchange,
+            _ = node.shutdown.reached(Phase::Aborting) => break,
+        };
+        match exchange {
+            Ok(Some((send, recv))) => {
+                tokio::spawn(serve_exchange(node.clone(), send, recv).in_current_span());
+            }
+            Ok(None) => break,
+            Err(error) => {
+                debug!(%error, "connection ended");
+                break;
+            }
+        }
+    }
+}
+
+/// Serves the exchanges of one stream (one over QUIC, a sequence over TCP) until it ends.
+async fn serve_exchange<S: ObjectStore>(
+    node: Arc<Node<S>>,
+    mut send: SendStream,
+    recv: RecvStream,
+) {
+    let mut reader = MessageReader::new(recv, node.idle_timeout);
+    loop {
+        let request = tokio::select! {
+            request = reader.next(StreamRequest::decode) => request,
+            _ = node.shutdown.reached(Phase::Aborting) => return,
+        };
+        let result = match request {
+            Ok(None) => return,
+            Ok(Some(StreamRequest::Object(request))) => {
+                let span = info_span!("object", object = %request.id, kind = %request.kind);
+                let _transfer = node.shutdown.transfer();
+                let served = tokio::select! {
+                    served = serve_object(&node, request, &mut send, &mut reader).instrument(span) => served,
+                    _ = node.shutdown.reached(Phase::Aborting) => Err(ExchangeError::ShuttingDown),
+                };
+                served.map(|_| ())
+            }
+            Ok(Some(StreamRequest::Sync(request))) => {
+                let span = info_span!("sync");
+                async {
+                    let report = run_sync(&node, request).await;
+                    write_report(&mut send, &report, node.idle_timeout).await
+                }
+                .instrument(span)
+                .await
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = result {
+            match error {
+                ExchangeError::Decode(_) | ExchangeError::MessageTooLong { .. } => {
+                    warn!(%error, "malformed request; dropping the stream")
+                }
+                _ => info!(%error, "exchange failed"),
+            }
+            let _ = send.reset(1).await;
+            return;
+        }
+    }
+}
+
+async fn write_report(
+    send: &mut SendStream,
+    report: &SyncReport,
+    timeout: std::time::Duration,
+) -> Result<(), ExchangeError> {
+    let mut bytes = Vec::with_capacity(report.encoded_len());
+    report.encode(&mut bytes)?;
+    write_message(send, &bytes, timeout).await?;
+    send.finish().await?;
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! What every exchange of one server shares: the store, the in-flight sets, the endpoint used
+//! to dial peers, timeouts and the shutdown signal.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use plasma_stream_certs::Fingerprint;
+use plasma_stream_protocol::ObjectId;
+use plasma_stream_transport::Endpoint;
+
+use crate::inflight::InFlightIds;
+use crate::shutdown::Shutdown;
+
+/// The state one server shares between all its connections. Held in an `Arc`.
+pub struct Node<S> {
+    /// The local Plasma store (socket pool or embedded).
+    pub store: S,
+    /// How long a Get waits for an object to be sealed (`-t/--plasma-timeout`).
+    pub store_timeout: Duration,
+    /// Objects this server is receiving now (0x80 for a concurrent duplicate).
+    pub receiving: InFlightIds,
+    /// Objects a peer is taking from this server now (0x70 for anyone else asking).
+    pub taking: InFlightIds,
+    /// Longest wait for any progress on a stream.
+    pub idle_timeout: Duration,
+    /// Object streams in flight per peer request (bounds memory and open streams).
+    pub streams_per_peer: usize,
+    /// Dials peers (pooled: one connection per peer, shared by concurrent SYNCs).
+    pub endpoint: Endpoint,
+    /// This server's certificate fingerprint: a peer presenting it is this server.
+    pub fingerprint: Fingerprint,
+    /// The address this server listens on (port, and IP unless it is a wildcard).
+    pub listen: SocketAddr,
+    /// Tells exchanges to stop.
+    pub shutdown: Shutdown,
+}
+
+impl<S> Node<S> {
+    /// Whether `peer` is (by address) this very server: the same port on a loopback, wildcard
+    /// or our own bound address. The fingerprint check after connecting catches the rest.
+    pub fn is_own_address(&self, peer: SocketAddr) -> bool {
+        if peer.port() != self.listen.port() {
+            return false;
+        }
+        let ip = canonical_ip(peer.ip());
+        let own = canonical_ip(self.listen.ip());
+        ip.is_unspecified()
+            || ip == own
+            || (ip.is_loopback() && (own.is_unspecified() || own.is_loopback()))
+    }
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// The store crate's name for an object ID (same 20 bytes).
+pub fn store_id(id: ObjectId) -> plasma_store::ObjectId {
+    plasma_store::ObjectId(*id.as_bytes())
+}
+
+/// Shared handle to a [`Node`].
+pub type SharedNode<S> = Arc<Node<S>>;

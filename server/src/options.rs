@@ -1,0 +1,160 @@
+//! Command-line options of `plasma-stream-server`, with their documented defaults.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use plasma_stream_transport::{CongestionControl, TransportMode};
+
+/// plasma-stream-server: runs beside a Plasma store; serves COPY/TAKE to peers and executes
+/// SYNC requests from clients, over QUIC (UDP port P) and TLS over TCP (TCP port P).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "plasma-stream-server", version, about)]
+pub struct Options {
+    /// Inbound connections served at once (QUIC and TCP together); one more is refused cleanly.
+    #[arg(short = 'c', long, default_value_t = 128)]
+    pub max_connections: usize,
+
+    /// Unix socket of the Plasma store (with --embedded-store: where the embedded store serves).
+    #[arg(short = 's', long, default_value = "/tmp/plasma")]
+    pub plasma_socket: PathBuf,
+
+    /// How long (milliseconds) a Get waits for an object to be sealed before it counts as missing.
+    #[arg(short = 't', long, default_value_t = 10)]
+    pub plasma_timeout: u64,
+
+    /// Port: QUIC on UDP, TLS (and --legacy-tcp) on TCP.
+    #[arg(short = 'p', long, default_value_t = 2021)]
+    pub port: u16,
+
+    /// Address to listen on. Default: all interfaces, IPv4 and IPv6 (`::`, dual stack).
+    #[arg(long, default_value_t = IpAddr::V6(Ipv6Addr::UNSPECIFIED))]
+    pub bind: IpAddr,
+
+    /// Run the embedded Plasma-compatible store of this size (e.g. 4GiB, 512MiB, 1000000)
+    /// inside the server, serving on --plasma-socket.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub embedded_store: Option<u64>,
+
+    /// Development mode: accept any peer or client, no certificate checks. Never in production.
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Trust the peer or client with this SHA-256 certificate fingerprint (repeatable).
+    #[arg(long = "trust", value_name = "FINGERPRINT")]
+    pub trust: Vec<String>,
+
+    /// File of trusted fingerprints, one per line (`#` comments).
+    #[arg(long, value_name = "FILE")]
+    pub trust_file: Option<PathBuf>,
+
+    /// Directory holding this server's certificate (cert.pem, key.pem); generated there on
+    /// first start so the fingerprint stays stable. Without it: a fresh certificate per start.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+
+    /// What to listen on and dial: auto (QUIC, TLS/TCP fallback), quic, or tcp.
+    #[arg(long, default_value = "auto", value_parser = parse_transport)]
+    pub transport: TransportMode,
+
+    /// QUIC congestion controller: cubic, newreno or bbr (for long lossy links).
+    #[arg(long, default_value = "cubic", value_parser = parse_congestion)]
+    pub congestion: CongestionControl,
+
+    /// Accept the original plaintext byte format on the TCP port (trusted networks only).
+    #[arg(long)]
+    pub legacy_tcp: bool,
+
+    /// Object streams in flight per peer request.
+    #[arg(long, default_value_t = 32)]
+    pub streams_per_peer: usize,
+
+    /// Seconds without progress after which a stream is abandoned.
+    #[arg(long, default_value_t = 30)]
+    pub stream_timeout: u64,
+
+    /// Seconds SIGINT/SIGTERM waits for transfers in flight before aborting them.
+    #[arg(long, default_value_t = 10)]
+    pub drain_timeout: u64,
+
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive). Env RUST_LOG wins.
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
+impl Options {
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind, self.port)
+    }
+    pub fn store_timeout(&self) -> Duration {
+        Duration::from_millis(self.plasma_timeout)
+    }
+}
+
+fn parse_transport(text: &str) -> Result<TransportMode, String> {
+    text.parse()
+}
+
+fn parse_congestion(text: &str) -> Result<CongestionControl, String> {
+    text.parse()
+}
+
+/// Parses `4GiB`, `512MiB`, `64KiB`, `2GB`, `1000` (bytes); case-insensitive.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: u64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a size: expected a number with an optional unit, e.g. 4GiB")
+    })?;
+    let multiplier: u64 =
+        match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kib" => 1 << 10,
+            "m" | "mib" => 1 << 20,
+            "g" | "gib" => 1 << 30,
+            "t" | "tib" => 1 << 40,
+            "kb" => 1_000,
+            "mb" => 1_000_000,
+            "gb" => 1_000_000_000,
+            "tb" => 1_000_000_000_000,
+            other => return Err(format!(
+                "`{other}` in `{text}` is not a size unit (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
+            )),
+        };
+    number
+        .checked_mul(multiplier)
+        .filter(|bytes| *bytes > 0)
+        .ok_or_else(|| format!("`{text}` is not a usable size (zero or too large)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let options = Options::parse_from(["plasma-stream-server"]);
+        assert_eq!(options.max_connections, 128);
+        assert_eq!(options.plasma_socket, PathBuf::from("/tmp/plasma"));
+        assert_eq!(options.plasma_timeout, 10);
+        assert_eq!(options.port, 2021);
+        assert!(options.bind.is_unspecified());
+        assert!(!options.insecure && !options.legacy_tcp);
+        assert_eq!(options.transport, TransportMode::Auto);
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_size("512mib"), Ok(512 << 20));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
+        assert!(parse_size("lots").unwrap_err().contains("lots"));
+        assert!(parse_size("4XB").unwrap_err().contains("XB"));
+        assert!(parse_size("0").is_err());
+    }
+}
