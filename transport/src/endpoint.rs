@@ -501,7 +501,11 @@ impl Endpoint {
 fn endpoint_config(config: &TransportConfig) -> quinn::EndpointConfig {
     let mut endpoint = quinn::EndpointConfig::default();
     // Advertise that we can receive datagrams as large as the loopback MTU we may use.
-    let _ = endpoint.max_udp_payload_size(config.loopback_mtu.max(1472));
+    let _ = endpoint.max_udp_payload_size(
+        config
+            .loopback_mtu
+            .clamp(1472, crate::config::MAX_LOOPBACK_MTU),
+    );
     endpoint
 }
 
@@ -582,6 +586,15 @@ fn udp_socket(addr: SocketAddr, buffer: usize) -> Result<std::net::UdpSocket> {
     if let Err(err) = socket.set_send_buffer_size(buffer) {
         debug!("SO_SNDBUF {buffer}: {err}");
     }
+    // The kernel caps the above at net.core.{r,w}mem_max; with CAP_NET_ADMIN the *FORCE
+    // variants go past the cap. Without the capability they fail and the capped size stays.
+    // (Linux reports twice the requested size, to account for its bookkeeping.)
+    if socket.recv_buffer_size().unwrap_or(0) < buffer {
+        force_buffer(&socket, libc::SO_RCVBUFFORCE, buffer);
+    }
+    if socket.send_buffer_size().unwrap_or(0) < buffer {
+        force_buffer(&socket, libc::SO_SNDBUFFORCE, buffer);
+    }
     let effective = (
         socket.recv_buffer_size().unwrap_or(0),
         socket.send_buffer_size().unwrap_or(0),
@@ -597,6 +610,28 @@ fn udp_socket(addr: SocketAddr, buffer: usize) -> Result<std::net::UdpSocket> {
     socket.set_nonblocking(true).map_err(bind_error)?;
     socket.bind(&addr.into()).map_err(bind_error)?;
     Ok(socket.into())
+}
+
+/// Sets a socket buffer size past the sysctl cap (needs CAP_NET_ADMIN); best effort.
+fn force_buffer(socket: &Socket, option: libc::c_int, size: usize) {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid socket descriptor, a pointer to a c_int and its exact length.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result != 0 {
+        debug!(
+            "forcing socket buffer to {size}: {}",
+            io::Error::last_os_error()
+        );
+    }
 }
 
 async fn quic_accept_loop(
