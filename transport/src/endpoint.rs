@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, warn, Instrument};
 
 use crate::config::{TransportConfig, TransportMode};
 use crate::connection::{Connection, TcpAccepted, TcpDialer};
@@ -163,21 +163,7 @@ pub(crate) fn tls_io_message(err: &io::Error) -> String {
 }
 
 pub(crate) fn quic_error_message(err: &quinn::ConnectionError) -> String {
-    match err {
-        quinn::ConnectionError::TransportError(transport) => tidy_tls_error(&transport.reason),
-        quinn::ConnectionError::ConnectionClosed(close) => {
-            let reason = String::from_utf8_lossy(&close.reason);
-            let code = close.error_code;
-            // TLS alerts travel as crypto error codes 0x100 + alert.
-            if u64::from(code) == 0x100 + 42 || u64::from(code) == 0x100 + 116 {
-                format!("the peer refused our certificate ({code}){}; add our fingerprint to its trust list",
-                    if reason.is_empty() { String::new() } else { format!(": {}", tidy_tls_error(&reason)) })
-            } else {
-                format!("closed by peer: {code} {}", tidy_tls_error(&reason))
-            }
-        }
-        other => other.to_string(),
-    }
+    crate::error::describe_connection_error(err)
 }
 
 impl Endpoint {
@@ -258,7 +244,7 @@ impl Endpoint {
                     .instrument(tracing::info_span!("tcp_listener", addr = %local_addr)),
             ));
         }
-        info!(
+        debug!(
             addr = %local_addr,
             fingerprint = %identity.fingerprint(),
             mode = ?config.mode,

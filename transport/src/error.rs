@@ -59,11 +59,11 @@ pub enum TransportError {
     Closed,
 
     /// Writing to a QUIC stream failed (peer stopped it, connection lost).
-    #[error("stream write: {0}")]
+    #[error("stream write: {}", describe_write(.0))]
     Write(#[from] quinn::WriteError),
 
     /// Reading from a QUIC stream failed (peer reset it, connection lost).
-    #[error("stream read: {0}")]
+    #[error("stream read: {}", describe_read(.0))]
     Read(#[from] quinn::ReadError),
 
     /// Socket I/O on a TCP/TLS connection failed.
@@ -82,4 +82,94 @@ impl From<TransportError> for io::Error {
             other => io::Error::other(other),
         }
     }
+}
+
+/// TLS alerts (RFC 8446 §6.2) a peer sends when it does not accept our certificate.
+const CERTIFICATE_ALERTS: [u8; 7] = [42, 43, 44, 45, 46, 48, 116];
+
+/// QUIC carries TLS alerts as transport error codes 0x100 + alert.
+const QUIC_CRYPTO_ERROR_BASE: u64 = 0x100;
+
+/// One sentence for a QUIC connection error, naming a certificate refusal as such.
+pub(crate) fn describe_connection_error(err: &quinn::ConnectionError) -> String {
+    match err {
+        // Our own TLS stack failed: its text (made readable) says why, e.g. which fingerprint
+        // to trust.
+        quinn::ConnectionError::TransportError(transport) => {
+            plasma_stream_certs::tidy_tls_error(&transport.reason)
+        }
+        quinn::ConnectionError::ConnectionClosed(close) => {
+            let reason =
+                plasma_stream_certs::tidy_tls_error(&String::from_utf8_lossy(&close.reason));
+            let code = u64::from(close.error_code);
+            let alert = code
+                .checked_sub(QUIC_CRYPTO_ERROR_BASE)
+                .and_then(|alert| u8::try_from(alert).ok());
+            match alert {
+                Some(alert) if CERTIFICATE_ALERTS.contains(&alert) => format!(
+                    "the peer refused our certificate (TLS alert {alert}): its operator must trust our fingerprint{}",
+                    if reason.is_empty() { String::new() } else { format!(" ({reason})") }
+                ),
+                _ if reason.is_empty() => format!("closed by the peer ({})", close.error_code),
+                _ => format!("closed by the peer ({}): {reason}", close.error_code),
+            }
+        }
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            let reason = String::from_utf8_lossy(&close.reason);
+            format!(
+                "closed by the peer (code {}){}",
+                close.error_code,
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                }
+            )
+        }
+        quinn::ConnectionError::TimedOut => "timed out (no answer within the idle timeout)".into(),
+        other => other.to_string(),
+    }
+}
+
+fn describe_read(err: &quinn::ReadError) -> String {
+    match err {
+        quinn::ReadError::ConnectionLost(lost) => {
+            format!("connection lost: {}", describe_connection_error(lost))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn describe_write(err: &quinn::WriteError) -> String {
+    match err {
+        quinn::WriteError::ConnectionLost(lost) => {
+            format!("connection lost: {}", describe_connection_error(lost))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Rewrites an I/O error from a quinn stream or a TLS socket so its text says what happened
+/// (quinn's own says only "connection lost"; rustls's names an alert).
+pub(crate) fn explain_io_error(err: std::io::Error) -> std::io::Error {
+    let kind = err.kind();
+    let Some(inner) = err.get_ref() else {
+        return err;
+    };
+    if let Some(read) = inner.downcast_ref::<quinn::ReadError>() {
+        return std::io::Error::new(kind, format!("stream read: {}", describe_read(read)));
+    }
+    if let Some(write) = inner.downcast_ref::<quinn::WriteError>() {
+        return std::io::Error::new(kind, format!("stream write: {}", describe_write(write)));
+    }
+    if let Some(rustls::Error::AlertReceived(alert)) = inner.downcast_ref::<rustls::Error>() {
+        let number = u8::from(*alert);
+        if CERTIFICATE_ALERTS.contains(&number) {
+            return std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("the peer refused our certificate (TLS alert {alert:?}): its operator must trust our fingerprint"),
+            );
+        }
+    }
+    err
 }

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
-use crate::error::{Result, TransportError};
+use crate::error::{explain_io_error, Result, TransportError};
 
 /// A TLS session over TCP, client or server side.
 pub(crate) type TlsSocket = tokio_rustls::TlsStream<TcpStream>;
@@ -117,7 +117,9 @@ impl SendStream {
     pub async fn write_chunk(&mut self, chunk: Bytes) -> Result<()> {
         match self {
             SendStream::Quic(stream) => Ok(stream.write_chunk(chunk).await?),
-            SendStream::Tcp(tcp) => Ok(tcp.half.write_all(&chunk).await?),
+            SendStream::Tcp(tcp) => {
+                Ok(tcp.half.write_all(&chunk).await.map_err(explain_io_error)?)
+            }
         }
     }
 
@@ -125,7 +127,9 @@ impl SendStream {
     pub async fn write_all_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         match self {
             SendStream::Quic(stream) => Ok(stream.write_all(bytes).await?),
-            SendStream::Tcp(tcp) => Ok(tcp.half.write_all(bytes).await?),
+            SendStream::Tcp(tcp) => {
+                Ok(tcp.half.write_all(bytes).await.map_err(explain_io_error)?)
+            }
         }
     }
 
@@ -200,7 +204,7 @@ impl TcpRecv {
                         debug_assert_eq!(buf.filled().len(), filled_before);
                         Poll::Ready(Ok(()))
                     }
-                    other => Poll::Ready(other),
+                    other => Poll::Ready(other.map_err(explain_io_error)),
                 }
             }
             Poll::Pending => match self.idle.as_mut().poll(cx) {
@@ -234,8 +238,10 @@ impl AsyncRead for RecvStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            RecvStream::Quic(stream) => Pin::new(stream).poll_read(cx, buf),
-            RecvStream::Tcp(tcp) => tcp.poll_read_with_idle(cx, buf),
+            RecvStream::Quic(stream) => Pin::new(stream)
+                .poll_read(cx, buf)
+                .map_err(explain_io_error),
+            RecvStream::Tcp(tcp) => tcp.poll_read_with_idle(cx, buf).map_err(explain_io_error),
         }
     }
 }
@@ -247,15 +253,23 @@ impl AsyncWrite for SendStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            SendStream::Quic(stream) => AsyncWrite::poll_write(Pin::new(stream), cx, buf),
-            SendStream::Tcp(tcp) => Pin::new(&mut tcp.half).poll_write(cx, buf),
+            SendStream::Quic(stream) => {
+                AsyncWrite::poll_write(Pin::new(stream), cx, buf).map_err(explain_io_error)
+            }
+            SendStream::Tcp(tcp) => Pin::new(&mut tcp.half)
+                .poll_write(cx, buf)
+                .map_err(explain_io_error),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            SendStream::Quic(stream) => AsyncWrite::poll_flush(Pin::new(stream), cx),
-            SendStream::Tcp(tcp) => Pin::new(&mut tcp.half).poll_flush(cx),
+            SendStream::Quic(stream) => {
+                AsyncWrite::poll_flush(Pin::new(stream), cx).map_err(explain_io_error)
+            }
+            SendStream::Tcp(tcp) => Pin::new(&mut tcp.half)
+                .poll_flush(cx)
+                .map_err(explain_io_error),
         }
     }
 

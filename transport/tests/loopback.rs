@@ -265,7 +265,12 @@ async fn server_refuses_an_untrusted_client() {
             Ok(connection) => echo_once(&connection, b"let me in").await,
         };
         let err = outcome.expect_err("an untrusted client must not be served");
-        eprintln!("{mode:?}: {err}");
+        let message = err.to_string();
+        eprintln!("{mode:?}: {message}");
+        assert!(
+            message.contains("refused our certificate"),
+            "{mode:?}: {message}"
+        );
     }
     assert!(
         tokio::time::timeout(Duration::from_millis(200), accepted.recv())
