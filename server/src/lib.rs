@@ -42,11 +42,16 @@ use crate::node::Node;
 use crate::shutdown::{Phase, Shutdown};
 
 /// Connections the socket-store pool keeps (the Plasma store serves each one sequentially).
-#[allow(dead_code)] // used once the socket pool lands on main
 const STORE_CONNECTIONS: usize = 4;
 
 /// Starts everything the options ask for and serves until SIGINT/SIGTERM.
 pub async fn run(options: Options) -> Result<(), StartError> {
+    if options.print_fingerprint {
+        if let Some(dir) = &options.cert_dir {
+            println!("{}", Identity::load_or_generate(dir)?.fingerprint());
+        }
+        return Ok(());
+    }
     let trust = trust_from(&options)?;
     let identity = match &options.cert_dir {
         Some(dir) => Identity::load_or_generate(dir)?,
@@ -72,11 +77,14 @@ pub async fn run(options: Options) -> Result<(), StartError> {
                     socket = options.plasma_socket.display()
                 )));
             }
-            // POOL-PENDING: the socket client pool is not on main yet.
-            Err(StartError::Usage(
-                "the Plasma socket client is not available in this build; use --embedded-store"
-                    .into(),
-            ))
+            let pool = plasma_store::pool::StorePool::connect(
+                &options.plasma_socket,
+                STORE_CONNECTIONS,
+                Duration::from_secs(2),
+            )
+            .await?;
+            info!(socket = %options.plasma_socket.display(), "connected to the Plasma store");
+            serve(options, identity, trust, pool).await
         }
     }
 }
@@ -128,6 +136,12 @@ async fn serve<S: ObjectStore>(
         .local_addr()
         .unwrap_or_else(|| options.listen_addr());
     info!(%listen, transport = ?options.transport, legacy_tcp = options.legacy_tcp, "listening");
+    if let Some(path) = &options.ready_file {
+        // Written to a temporary name first, so a reader never sees half a line.
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, format!("{listen} {fingerprint}\n"))?;
+        std::fs::rename(&partial, path)?;
+    }
 
     let shutdown = Shutdown::new();
     let node = Arc::new(Node {

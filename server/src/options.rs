@@ -78,6 +78,16 @@ pub struct Options {
     #[arg(long, default_value_t = 10)]
     pub drain_timeout: u64,
 
+    /// Once listening, write `ADDRESS FINGERPRINT` (one line) to this file: how scripts and
+    /// tests learn the port chosen for `-p 0`, and what to pin.
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<PathBuf>,
+
+    /// Print the fingerprint of the certificate in --cert-dir (generating it if needed) and
+    /// exit: what to give peers' and clients' --trust before the first start.
+    #[arg(long, requires = "cert_dir")]
+    pub print_fingerprint: bool,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing directive). Env RUST_LOG wins.
     #[arg(long, default_value = "info")]
     pub log: String,
@@ -110,21 +120,22 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let number: u64 = number.parse().map_err(|_| {
         format!("`{text}` is not a size: expected a number with an optional unit, e.g. 4GiB")
     })?;
-    let multiplier: u64 =
-        match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "k" | "kib" => 1 << 10,
-            "m" | "mib" => 1 << 20,
-            "g" | "gib" => 1 << 30,
-            "t" | "tib" => 1 << 40,
-            "kb" => 1_000,
-            "mb" => 1_000_000,
-            "gb" => 1_000_000_000,
-            "tb" => 1_000_000_000_000,
-            other => return Err(format!(
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => {
+            return Err(format!(
                 "`{other}` in `{text}` is not a size unit (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
-            )),
-        };
+            ))
+        }
+    };
     number
         .checked_mul(multiplier)
         .filter(|bytes| *bytes > 0)

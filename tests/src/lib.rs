@@ -1,1 +1,461 @@
-//! Support for the end-to-end tests: starting stores and servers as real processes.
+//! Support for the end-to-end tests: starting stores and servers as real processes, putting
+//! objects into stores and verifying them byte for byte through the Plasma client.
+//!
+//! Everything a test starts is stopped when its handle drops (SIGTERM, then SIGKILL after a
+//! grace period), and every socket lives in a per-test temporary directory; servers listen on
+//! port 0 and report the chosen port through `--ready-file`, so tests run in parallel.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use plasma_store::{ObjectId as StoreId, PlasmaClient};
+pub use plasma_stream_protocol::ObjectId;
+use tempfile::TempDir;
+
+/// The workspace root (this crate's parent directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// A binary of this workspace, from the target directory the running executable is in
+/// (`target/debug/deps/x` for a test, `target/release/quickstart` for the quickstart).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: build the binaries first (`cargo build --workspace --bins`)",
+        path.display()
+    );
+    path
+}
+
+/// Python with pyarrow 11: `PLASMA_STREAM_PYTHON`, else `<workspace>/.venv/bin/python`.
+pub fn python() -> PathBuf {
+    std::env::var_os("PLASMA_STREAM_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"))
+}
+
+/// pyarrow 11's `plasma_store` executable, next to [`python`].
+pub fn real_plasma_store_binary() -> PathBuf {
+    python()
+        .parent()
+        .map(|dir| dir.join("plasma_store"))
+        .unwrap_or_default()
+}
+
+/// A child process stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Process {
+    child: Option<Child>,
+    name: String,
+    log: PathBuf,
+}
+
+impl Process {
+    fn spawn(name: &str, mut command: Command, log: PathBuf) -> Process {
+        let log_file = std::fs::File::create(&log).expect("create log file");
+        let log_err = log_file.try_clone().expect("clone log file");
+        command
+            .stdout(Stdio::from(log_file))
+            .stderr(Stdio::from(log_err))
+            .stdin(Stdio::null());
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Process {
+            child: Some(child),
+            name: name.to_owned(),
+            log,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// What the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it has exited.
+    pub fn has_exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => !matches!(child.try_wait(), Ok(None)),
+            None => true,
+        }
+    }
+
+    /// Sends SIGTERM and waits up to `grace` for the exit; SIGKILL after. Returns whether it
+    /// exited by itself.
+    pub fn stop(&mut self, grace: Duration) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("{} did not stop within {grace:?}; killed", self.name);
+        false
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(5));
+    }
+}
+
+/// Which store a server uses.
+#[derive(Clone, Debug)]
+pub enum StoreKind {
+    /// `--embedded-store BYTES`.
+    Embedded(u64),
+    /// A store already running on this socket (e.g. [`RealStore`]).
+    Socket(PathBuf),
+}
+
+/// How to start a server; see [`Server::start`].
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub store: StoreKind,
+    pub bind: String,
+    pub port: u16,
+    pub insecure: bool,
+    pub transport: &'static str,
+    pub legacy_tcp: bool,
+    pub cert_dir: Option<PathBuf>,
+    pub trust: Vec<String>,
+    pub extra: Vec<String>,
+}
+
+impl ServerConfig {
+    /// An insecure server on 127.0.0.1, port chosen by the OS, with an embedded store.
+    pub fn embedded(capacity: u64) -> Self {
+        ServerConfig {
+            store: StoreKind::Embedded(capacity),
+            bind: "127.0.0.1".into(),
+            port: 0,
+            insecure: true,
+            transport: "auto",
+            legacy_tcp: false,
+            cert_dir: None,
+            trust: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The same, on an existing store's socket.
+    pub fn on_socket(socket: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            store: StoreKind::Socket(socket.into()),
+            ..Self::embedded(0)
+        }
+    }
+}
+
+/// A running `plasma-stream-server` (and, with an embedded store, its store).
+pub struct Server {
+    pub process: Process,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its certificate's fingerprint (hex).
+    pub fingerprint: String,
+    /// The Plasma socket of its store.
+    pub socket: PathBuf,
+    _dir: TempDir,
+}
+
+impl Server {
+    /// Starts a server and waits until it listens.
+    pub fn start(config: ServerConfig) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("ps-server")
+            .tempdir()
+            .expect("tempdir");
+        let ready = dir.path().join("ready");
+        let socket = match &config.store {
+            StoreKind::Embedded(_) => dir.path().join("plasma.sock"),
+            StoreKind::Socket(path) => path.clone(),
+        };
+        let mut command = Command::new(binary("plasma-stream-server"));
+        command
+            .arg("--bind")
+            .arg(&config.bind)
+            .arg("-p")
+            .arg(config.port.to_string())
+            .arg("-s")
+            .arg(&socket)
+            .arg("--transport")
+            .arg(config.transport)
+            .arg("--ready-file")
+            .arg(&ready)
+            .arg("--drain-timeout")
+            .arg("3");
+        if let StoreKind::Embedded(capacity) = config.store {
+            command.arg("--embedded-store").arg(capacity.to_string());
+        }
+        if config.insecure {
+            command.arg("--insecure");
+        }
+        if config.legacy_tcp {
+            command.arg("--legacy-tcp");
+        }
+        if let Some(cert_dir) = &config.cert_dir {
+            command.arg("--cert-dir").arg(cert_dir);
+        }
+        for fingerprint in &config.trust {
+            command.arg("--trust").arg(fingerprint);
+        }
+        command.args(&config.extra);
+        command.env("RUST_LOG", "info,plasma_stream_server=debug");
+        let mut process = Process::spawn(
+            "plasma-stream-server",
+            command,
+            dir.path().join("server.log"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let line = loop {
+            if let Ok(line) = std::fs::read_to_string(&ready) {
+                break line;
+            }
+            if process.has_exited() || Instant::now() > deadline {
+                panic!("plasma-stream-server did not start:\n{}", process.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut parts = line.split_whitespace();
+        let addr: SocketAddr = parts
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("address in ready file");
+        let fingerprint = parts.next().unwrap_or_default().to_owned();
+        Server {
+            process,
+            addr,
+            fingerprint,
+            socket,
+            _dir: dir,
+        }
+    }
+
+    /// An insecure server with an embedded store of `capacity` bytes on 127.0.0.1.
+    pub fn embedded(capacity: u64) -> Server {
+        Self::start(ServerConfig::embedded(capacity))
+    }
+
+    /// A Plasma client connected to this server's store.
+    pub fn store(&self) -> PlasmaClient {
+        store_client(&self.socket)
+    }
+}
+
+/// A real pyarrow 11 `plasma_store` process.
+pub struct RealStore {
+    pub process: Process,
+    pub socket: PathBuf,
+    _dir: TempDir,
+}
+
+impl RealStore {
+    /// Starts `plasma_store -m capacity -s <tmp>/plasma.sock` and waits for its socket.
+    pub fn start(capacity: u64) -> RealStore {
+        let dir = tempfile::Builder::new()
+            .prefix("ps-real")
+            .tempdir()
+            .expect("tempdir");
+        let socket = dir.path().join("plasma.sock");
+        let binary = real_plasma_store_binary();
+        assert!(
+            binary.exists(),
+            "{} not found: install pyarrow==11.0.0 into .venv (bash .ci/run does)",
+            binary.display()
+        );
+        let mut command = Command::new(binary);
+        command
+            .arg("-m")
+            .arg(capacity.to_string())
+            .arg("-s")
+            .arg(&socket);
+        let mut process = Process::spawn("plasma_store", command, dir.path().join("store.log"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !socket.exists() {
+            if process.has_exited() || Instant::now() > deadline {
+                panic!("plasma_store did not start:\n{}", process.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RealStore {
+            process,
+            socket,
+            _dir: dir,
+        }
+    }
+}
+
+/// A Plasma client on `socket` (retries briefly while the store starts).
+pub fn store_client(socket: &Path) -> PlasmaClient {
+    PlasmaClient::connect_with(
+        socket,
+        &plasma_store::ConnectOptions::waiting(Duration::from_secs(5)),
+    )
+    .unwrap_or_else(|e| panic!("cannot connect to the store at {}: {e}", socket.display()))
+}
+
+/// A test object ID: `tag` in the first byte, `n` in the last four.
+pub fn oid(tag: u8, n: u32) -> ObjectId {
+    let mut bytes = [0u8; 20];
+    bytes[0] = tag;
+    bytes[16..].copy_from_slice(&n.to_be_bytes());
+    ObjectId::from_bytes(bytes)
+}
+
+fn store_id(id: ObjectId) -> StoreId {
+    StoreId(*id.as_bytes())
+}
+
+fn seed_of(id: &ObjectId) -> u64 {
+    id.as_bytes().iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// The 8 pattern bytes of object `seed` at word `index` (a cheap mix, so that a shifted or
+/// swapped piece of data never matches).
+fn pattern_word(seed: u64, index: u64) -> [u8; 8] {
+    let mut x = index.wrapping_add(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 29;
+    x.to_le_bytes()
+}
+
+/// Fills `buffer` with `id`'s data pattern starting at `offset` (a multiple of 8).
+pub fn fill_pattern(id: &ObjectId, offset: u64, buffer: &mut [u8]) {
+    debug_assert_eq!(offset % 8, 0);
+    let seed = seed_of(id);
+    let first = offset / 8;
+    let whole_words = (buffer.len() / 8) as u64;
+    let mut words = buffer.chunks_exact_mut(8);
+    for (i, word) in (&mut words).enumerate() {
+        word.copy_from_slice(&pattern_word(seed, first + i as u64));
+    }
+    let tail = words.into_remainder();
+    let last = pattern_word(seed, first + whole_words);
+    let n = tail.len();
+    tail.copy_from_slice(&last[..n]);
+}
+
+/// The metadata a test object of `len` metadata bytes carries.
+pub fn metadata_for(id: &ObjectId, len: usize) -> Vec<u8> {
+    let mut metadata = vec![0u8; len];
+    fill_pattern(id, 1 << 60, &mut metadata);
+    metadata
+}
+
+/// Creates and seals object `id` (`data_size` pattern bytes, `metadata_size` metadata bytes)
+/// in the store, writing straight into the shared memory.
+pub fn put(store: &mut PlasmaClient, id: ObjectId, data_size: u64, metadata_size: usize) {
+    let mut object = store
+        .create(store_id(id), data_size, metadata_size as u64)
+        .unwrap_or_else(|e| panic!("create {id}: {e}"));
+    {
+        let (data, metadata) = object.buffers_mut();
+        const STEP: usize = 1 << 20;
+        for (index, piece) in data.chunks_mut(STEP).enumerate() {
+            fill_pattern(&id, (index * STEP) as u64, piece);
+        }
+        metadata.copy_from_slice(&metadata_for(&id, metadata_size));
+    }
+    store
+        .seal(object)
+        .unwrap_or_else(|e| panic!("seal {id}: {e}"));
+}
+
+/// Whether the store holds a sealed object `id`.
+pub fn contains(store: &mut PlasmaClient, id: ObjectId) -> bool {
+    store
+        .contains(store_id(id))
+        .unwrap_or_else(|e| panic!("contains {id}: {e}"))
+}
+
+/// Asserts the store holds `id` with exactly the content [`put`] gave it, byte for byte.
+pub fn verify(store: &mut PlasmaClient, id: ObjectId, data_size: u64, metadata_size: usize) {
+    let found = store
+        .get(&[store_id(id)], Some(Duration::from_millis(500)))
+        .unwrap_or_else(|e| panic!("get {id}: {e}"));
+    let object = found
+        .into_iter()
+        .next()
+        .flatten()
+        .unwrap_or_else(|| panic!("object {id} is not in the store"));
+    assert_eq!(object.data.len() as u64, data_size, "data size of {id}");
+    assert_eq!(
+        object.metadata.as_ref(),
+        metadata_for(&id, metadata_size).as_slice(),
+        "metadata of {id}"
+    );
+    const STEP: usize = 1 << 20;
+    let mut expected = vec![0u8; STEP.min(object.data.len())];
+    for (index, piece) in object.data.chunks(STEP).enumerate() {
+        let expected = &mut expected[..piece.len()];
+        fill_pattern(&id, (index * STEP) as u64, expected);
+        assert!(
+            piece == &expected[..],
+            "data of {id} differs in the MiB starting at {}",
+            index * STEP
+        );
+    }
+}
+
+/// Runs `plasma-stream-cli -a addr --insecure args…` and returns its output.
+pub fn cli(addr: SocketAddr, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(binary("plasma-stream-cli"));
+    command
+        .arg("-a")
+        .arg(addr.to_string())
+        .arg("--insecure")
+        .args(args);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = command.spawn().expect("start plasma-stream-cli");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        use std::io::Write;
+        pipe.write_all(text.as_bytes()).expect("write cli stdin");
+    }
+    child
+        .wait_with_output()
+        .expect("wait for plasma-stream-cli")
+}
+
+/// An insecure client of `server`.
+pub async fn client(addr: SocketAddr) -> stream::Client {
+    stream::Client::builder()
+        .insecure()
+        .connect(addr)
+        .await
+        .expect("connect client")
+}

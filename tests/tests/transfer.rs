@@ -1,0 +1,482 @@
+//! COPY, TAKE and SYNC between real server processes with embedded stores on loopback.
+
+use std::time::Duration;
+
+use plasma_stream_tests::{client, contains, oid, put, verify, Server, ServerConfig};
+use stream::{PeerRequest, Status};
+
+const MIB: u64 = 1 << 20;
+
+/// Objects of the edge sizes: 0-byte data with metadata, 1 byte, 64 KiB metadata, a few MiB.
+const SIZES: &[(u64, usize)] = &[
+    (0, 9),
+    (1, 0),
+    (1, 1),
+    (100, 65_536),
+    (3 * MIB + 5, 100),
+    (65_536, 65_535),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_one_object_over_quic() {
+    let source = Server::embedded(64 * MIB);
+    let destination = Server::embedded(64 * MIB);
+    let id = oid(1, 1);
+    put(&mut source.store(), id, 12_345, 17);
+
+    let client = client(destination.addr).await;
+    assert_eq!(client.connection_kind(), stream::ConnectionKind::Quic);
+    let report = client
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(report.peer_reports[0].objects[0].bytes_moved, 12_345 + 17);
+    verify(&mut destination.store(), id, 12_345, 17);
+    // COPY keeps the source's object.
+    verify(&mut source.store(), id, 12_345, 17);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_and_take_many_objects_of_edge_sizes() {
+    let source = Server::embedded(128 * MIB);
+    let destination = Server::embedded(128 * MIB);
+    let copies: Vec<_> = (0..SIZES.len() as u32).map(|n| oid(2, n)).collect();
+    let takes: Vec<_> = (0..SIZES.len() as u32).map(|n| oid(3, n)).collect();
+    let mut store = source.store();
+    for (i, (data, metadata)) in SIZES.iter().enumerate() {
+        put(&mut store, copies[i], *data, *metadata);
+        put(&mut store, takes[i], *data, *metadata);
+    }
+
+    let client = client(destination.addr).await;
+    let report = client
+        .sync(vec![
+            PeerRequest::Copy {
+                from: source.addr,
+                objects: copies.clone(),
+            },
+            PeerRequest::Take {
+                from: source.addr,
+                objects: takes.clone(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    let mut dest = destination.store();
+    for (i, (data, metadata)) in SIZES.iter().enumerate() {
+        verify(&mut dest, copies[i], *data, *metadata);
+        verify(&mut dest, takes[i], *data, *metadata);
+        assert!(
+            contains(&mut store, copies[i]),
+            "COPY must keep the source object"
+        );
+        assert!(
+            !contains(&mut store, takes[i]),
+            "TAKE must delete the source object after the Ack"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_pulls_from_two_peers_at_once() {
+    let peer_a = Server::embedded(64 * MIB);
+    let peer_b = Server::embedded(64 * MIB);
+    let destination = Server::embedded(128 * MIB);
+    let from_a: Vec<_> = (0..20).map(|n| oid(4, n)).collect();
+    let from_b: Vec<_> = (0..20).map(|n| oid(5, n)).collect();
+    let (mut store_a, mut store_b) = (peer_a.store(), peer_b.store());
+    for (n, id) in from_a.iter().enumerate() {
+        put(&mut store_a, *id, 1000 * n as u64 + 1, n);
+    }
+    for (n, id) in from_b.iter().enumerate() {
+        put(&mut store_b, *id, 2000 * n as u64, 3);
+    }
+    let client = client(destination.addr).await;
+    let report = client
+        .sync(vec![
+            PeerRequest::Copy {
+                from: peer_a.addr,
+                objects: from_a.clone(),
+            },
+            PeerRequest::Take {
+                from: peer_b.addr,
+                objects: from_b.clone(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(report.peer_reports.len(), 2);
+    let mut dest = destination.store();
+    for (n, id) in from_a.iter().enumerate() {
+        verify(&mut dest, *id, 1000 * n as u64 + 1, n);
+    }
+    for (n, id) in from_b.iter().enumerate() {
+        verify(&mut dest, *id, 2000 * n as u64, 3);
+        assert!(!contains(&mut store_b, *id));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ipv6_loopback() {
+    let mut config = ServerConfig::embedded(32 * MIB);
+    config.bind = "::1".into();
+    let source = Server::start(config.clone());
+    let destination = Server::start(config);
+    assert!(source.addr.is_ipv6(), "{}", source.addr);
+    let id = oid(6, 1);
+    put(&mut source.store(), id, 4096, 8);
+    let client = client(destination.addr).await;
+    let report = client
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    verify(&mut destination.store(), id, 4096, 8);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_objects_get_0x71_while_the_others_arrive() {
+    let source = Server::embedded(32 * MIB);
+    let destination = Server::embedded(32 * MIB);
+    let present: Vec<_> = (0..4).map(|n| oid(7, n)).collect();
+    let missing = oid(7, 100);
+    for id in &present {
+        put(&mut source.store(), *id, 777, 1);
+    }
+    let mut objects = present.clone();
+    objects.insert(2, missing);
+    let client = client(destination.addr).await;
+    let report = client
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects,
+        }])
+        .await
+        .unwrap();
+    let peer = &report.peer_reports[0];
+    assert_eq!(peer.status, Status::NotFound, "{report:?}");
+    assert_eq!(peer.objects.len(), 5);
+    assert_eq!(peer.objects[2].id, missing);
+    assert_eq!(peer.objects[2].status, Status::NotFound);
+    let mut dest = destination.store();
+    for (outcome, id) in peer
+        .objects
+        .iter()
+        .filter(|o| o.id != missing)
+        .zip(&present)
+    {
+        assert_eq!(outcome.status, Status::Success);
+        verify(&mut dest, *id, 777, 1);
+    }
+    assert!(!contains(&mut dest, missing));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn already_present_objects_get_0x81() {
+    let source = Server::embedded(32 * MIB);
+    let destination = Server::embedded(32 * MIB);
+    let id = oid(8, 1);
+    put(&mut source.store(), id, 10, 0);
+    put(&mut destination.store(), id, 10, 0);
+    let client = client(destination.addr).await;
+    let report = client
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert_eq!(report.peer_reports[0].status, Status::AlreadyInStore);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_peer_gets_0x90() {
+    let destination = Server::embedded(32 * MIB);
+    // A port nothing listens on (bound, then released).
+    let unused = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let client = client(destination.addr).await;
+    let ids = vec![oid(9, 1), oid(9, 2)];
+    let report = client
+        .sync(vec![PeerRequest::Copy {
+            from: unused,
+            objects: ids,
+        }])
+        .await
+        .unwrap();
+    let peer = &report.peer_reports[0];
+    assert_eq!(peer.status, Status::PeerConnectionFailed, "{report:?}");
+    assert!(peer
+        .objects
+        .iter()
+        .all(|o| o.status == Status::PeerConnectionFailed));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_that_is_this_server_is_refused() {
+    let server = Server::embedded(32 * MIB);
+    let client = client(server.addr).await;
+    let report = client
+        .sync(vec![PeerRequest::Copy {
+            from: server.addr,
+            objects: vec![oid(10, 1)],
+        }])
+        .await
+        .unwrap();
+    assert_eq!(report.peer_reports[0].status, Status::PeerConnectionFailed);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn udp_blocked_falls_back_to_tls_over_tcp() {
+    // The peer listens on TCP only (as if UDP were blocked): QUIC cannot connect, the
+    // destination falls back to TLS over TCP and the objects still move.
+    let mut peer_config = ServerConfig::embedded(64 * MIB);
+    peer_config.transport = "tcp";
+    let source = Server::start(peer_config);
+    let destination = Server::embedded(64 * MIB);
+    let ids: Vec<_> = (0..12).map(|n| oid(11, n)).collect();
+    for (n, id) in ids.iter().enumerate() {
+        put(&mut source.store(), *id, (n as u64) * 50_000 + 1, 5);
+    }
+    let client = client(destination.addr).await;
+    let (copy, take) = ids.split_at(6);
+    let report = client
+        .sync(vec![
+            PeerRequest::Copy {
+                from: source.addr,
+                objects: copy.to_vec(),
+            },
+            PeerRequest::Take {
+                from: source.addr,
+                objects: take.to_vec(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    let mut dest = destination.store();
+    for (n, id) in ids.iter().enumerate() {
+        verify(&mut dest, *id, (n as u64) * 50_000 + 1, 5);
+    }
+    for id in take {
+        assert!(!contains(&mut source.store(), *id));
+    }
+    assert!(
+        destination
+            .process
+            .log()
+            .contains("falling back to TLS over TCP"),
+        "{}",
+        destination.process.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn take_into_a_full_store_leaves_the_object_at_the_source() {
+    let source = Server::embedded(64 * MIB);
+    let destination = Server::embedded(4 * MIB);
+    let id = oid(12, 1);
+    put(&mut source.store(), id, 16 * MIB, 3);
+    let client = client(destination.addr).await;
+    let report = client
+        .sync(vec![PeerRequest::Take {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        report.peer_reports[0].status,
+        Status::StoreError,
+        "{report:?}"
+    );
+    assert!(!contains(&mut destination.store(), id));
+    verify(&mut source.store(), id, 16 * MIB, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_pulls_objects_into_memory() {
+    let server = Server::embedded(32 * MIB);
+    let (a, b) = (oid(13, 1), oid(13, 2));
+    put(&mut server.store(), a, 300_000, 12);
+    put(&mut server.store(), b, 5, 0);
+    let client = client(server.addr).await;
+    let copied = client.copy(&[a]).await.unwrap();
+    assert_eq!(copied[0].data.len(), 300_000);
+    assert_eq!(
+        copied[0].metadata,
+        plasma_stream_tests::metadata_for(&a, 12)
+    );
+    let mut expected = vec![0; 300_000];
+    plasma_stream_tests::fill_pattern(&a, 0, &mut expected);
+    assert!(copied[0].data == expected);
+    let taken = client.take(&[b]).await.unwrap();
+    assert_eq!(taken[0].data.len(), 5);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(contains(&mut server.store(), a));
+    assert!(!contains(&mut server.store(), b));
+    match client.copy(&[oid(13, 3)]).await {
+        Err(stream::Error::Object { status, .. }) => assert_eq!(status, Status::NotFound),
+        other => panic!("expected 0x71, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_servers_chain_copy_then_take() {
+    let first = Server::embedded(32 * MIB);
+    let second = Server::embedded(32 * MIB);
+    let third = Server::embedded(32 * MIB);
+    let ids: Vec<_> = (0..5).map(|n| oid(14, n)).collect();
+    for id in &ids {
+        put(&mut first.store(), *id, 9_999, 2);
+    }
+    let report = client(second.addr)
+        .await
+        .sync(vec![PeerRequest::Copy {
+            from: first.addr,
+            objects: ids.clone(),
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    let report = client(third.addr)
+        .await
+        .sync(vec![PeerRequest::Take {
+            from: second.addr,
+            objects: ids.clone(),
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    for id in &ids {
+        verify(&mut first.store(), *id, 9_999, 2);
+        assert!(!contains(&mut second.store(), *id));
+        verify(&mut third.store(), *id, 9_999, 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pinned_fingerprints_between_servers_and_client() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // Learn each identity's fingerprint by generating it first.
+    let fingerprints: Vec<String> = dirs
+        .iter()
+        .map(|d| plasma_stream_certs_fingerprint(d.path()))
+        .collect();
+    let (source_fp, dest_fp, client_fp) = (&fingerprints[0], &fingerprints[1], &fingerprints[2]);
+    let mut source_config = ServerConfig::embedded(16 * MIB);
+    source_config.insecure = false;
+    source_config.cert_dir = Some(dirs[0].path().to_path_buf());
+    source_config.trust = vec![dest_fp.clone()];
+    let mut dest_config = ServerConfig::embedded(16 * MIB);
+    dest_config.insecure = false;
+    dest_config.cert_dir = Some(dirs[1].path().to_path_buf());
+    dest_config.trust = vec![source_fp.clone(), client_fp.clone()];
+    let source = Server::start(source_config);
+    let destination = Server::start(dest_config);
+    assert_eq!(&source.fingerprint, source_fp);
+    let id = oid(15, 1);
+    put(&mut source.store(), id, 1234, 4);
+
+    let client = stream::Client::builder()
+        .identity_dir(dirs[2].path())
+        .trust_fingerprint(dest_fp.parse().unwrap())
+        .connect(destination.addr)
+        .await
+        .unwrap();
+    let report = client
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    verify(&mut destination.store(), id, 1234, 4);
+
+    // A client the server does not trust is refused.
+    let stranger = tempfile::tempdir().unwrap();
+    let refused = async {
+        let client = stream::Client::builder()
+            .identity_dir(stranger.path())
+            .trust_fingerprint(dest_fp.parse().unwrap())
+            .connect(destination.addr)
+            .await?;
+        client
+            .sync(vec![PeerRequest::Copy {
+                from: source.addr,
+                objects: vec![oid(15, 2)],
+            }])
+            .await
+    };
+    assert!(
+        refused.await.is_err(),
+        "an untrusted client must be refused"
+    );
+}
+
+fn plasma_stream_certs_fingerprint(dir: &std::path::Path) -> String {
+    // Start nothing: the server and client load the identity from this directory, so the
+    // fingerprint is fixed once it is generated here.
+    let output = std::process::Command::new(plasma_stream_tests::binary("plasma-stream-server"))
+        .arg("--cert-dir")
+        .arg(dir)
+        .arg("--print-fingerprint")
+        .output()
+        .expect("run plasma-stream-server --print-fingerprint");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_and_take_a_gib_object() {
+    let source = Server::embedded(1100 * MIB);
+    let destination = Server::embedded(2200 * MIB);
+    let (copied, taken) = (oid(16, 1), oid(16, 2));
+    put(&mut source.store(), copied, 1 << 30, 100);
+    let client = client(destination.addr).await;
+    let started = std::time::Instant::now();
+    let report = client
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![copied],
+        }])
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(report.is_success(), "{report:?}");
+    eprintln!("1 GiB COPY over QUIC on loopback (debug build): {elapsed:?}");
+    verify(&mut destination.store(), copied, 1 << 30, 100);
+
+    // Free the source for the TAKE object.
+    let mut store = source.store();
+    store
+        .delete(&[plasma_store::ObjectId(*copied.as_bytes())])
+        .unwrap();
+    put(&mut store, taken, 1 << 30, 0);
+    let report = client
+        .sync(vec![PeerRequest::Take {
+            from: source.addr,
+            objects: vec![taken],
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    verify(&mut destination.store(), taken, 1 << 30, 0);
+    assert!(!contains(&mut store, taken));
+}
