@@ -35,6 +35,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(mib) = args.next() {
         config.udp_socket_buffer = mib.parse::<usize>()? << 20;
     }
+    if let Ok(threshold) = std::env::var("ACK_THRESHOLD") {
+        config.ack_eliciting_threshold = Some(threshold.parse()?);
+    }
     let total = (gib * (1u64 << 30) as f64) as u64;
 
     let identity = Identity::generate(["bench"])?;
@@ -87,14 +90,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     println!(
-        "one stream of {:.2} GiB on loopback, {:?}, windows {}/{}/{} MiB, loopback MTU {}, UDP buffers {} MiB",
+        "one stream of {:.2} GiB on loopback, {:?}, windows {}/{}/{} MiB, loopback MTU {}, UDP buffers {} MiB, ACK threshold {:?}",
         gib,
         config.congestion,
         config.stream_receive_window >> 20,
         config.receive_window >> 20,
         config.send_window >> 20,
         config.loopback_mtu,
-        config.udp_socket_buffer >> 20
+        config.udp_socket_buffer >> 20,
+        config.ack_eliciting_threshold
     );
     for mode in [TransportMode::Quic, TransportMode::Tcp] {
         let client = Endpoint::client(

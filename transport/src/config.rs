@@ -151,6 +151,17 @@ pub struct TransportConfig {
     /// detect a "black hole" and fall back to 1,200). Other paths start at 1,200 and probe up
     /// to 1,452. Default 4,096; 0 disables it.
     pub loopback_mtu: u16,
+
+    /// Ask the peer to acknowledge only every `ack_eliciting_threshold + 1` packets (QUIC ACK
+    /// frequency extension; quinn peers honour it). Fewer ACKs mean less per-packet work on
+    /// the receiver, which is where QUIC stacks lose to TCP. `None` keeps the standard "ACK
+    /// every other packet". Default: see [`TransportConfig::default`].
+    pub ack_eliciting_threshold: Option<u32>,
+
+    /// Fair sharing of the send window between streams (quinn's `send_fairness`). Fairness
+    /// interleaves streams so no object waits behind another; turning it off sends streams more
+    /// nearly one after another, which helps when many small objects are queued. Default on.
+    pub send_fairness: bool,
 }
 
 impl Default for TransportConfig {
@@ -171,6 +182,8 @@ impl Default for TransportConfig {
             tcp_sockets_per_peer: 8,
             segmentation_offload: true,
             loopback_mtu: 4096,
+            ack_eliciting_threshold: None,
+            send_fairness: true,
         }
     }
 }
@@ -189,7 +202,13 @@ impl TransportConfig {
             .max_idle_timeout(IdleTimeout::try_from(self.idle_timeout).ok())
             .keep_alive_interval(Some(self.idle_timeout / 3))
             .initial_rtt(Duration::from_millis(100))
-            .enable_segmentation_offload(self.segmentation_offload);
+            .enable_segmentation_offload(self.segmentation_offload)
+            .send_fairness(self.send_fairness);
+        if let Some(threshold) = self.ack_eliciting_threshold {
+            let mut ack_frequency = quinn::AckFrequencyConfig::default();
+            ack_frequency.ack_eliciting_threshold(VarInt::from_u32(threshold));
+            transport.ack_frequency_config(Some(ack_frequency));
+        }
         let loopback_mtu = self.loopback_mtu.min(MAX_LOOPBACK_MTU);
         if loopback && loopback_mtu > 1200 {
             transport.initial_mtu(loopback_mtu);

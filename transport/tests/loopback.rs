@@ -643,3 +643,125 @@ async fn pooled_connections_are_shared_and_replaced_when_closed() {
     assert_ne!(id(&c), id(&a));
     echo_once(&c, b"reconnected").await.unwrap();
 }
+
+#[tokio::test]
+async fn every_congestion_controller_moves_data() {
+    use plasma_stream_transport::CongestionControl;
+    let server_id = Identity::generate(["server"]).unwrap();
+    for congestion in [
+        CongestionControl::Cubic,
+        CongestionControl::NewReno,
+        CongestionControl::Bbr,
+    ] {
+        let tuned = TransportConfig {
+            congestion,
+            ..config(TransportMode::Quic)
+        };
+        let (server, _) =
+            echo_server(localhost(), &server_id, &Trust::Insecure, tuned.clone()).await;
+        let client = Endpoint::client(&Identity::generate(["c"]).unwrap(), &Trust::Insecure, tuned)
+            .await
+            .unwrap();
+        let connection = client.connect(server.local_addr().unwrap()).await.unwrap();
+        echo_once(&connection, &vec![1u8; 4_000_000]).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_silent_tcp_client_holds_its_slot_only_for_the_handshake_timeout() {
+    let server_id = Identity::generate(["server"]).unwrap();
+    let tight = TransportConfig {
+        max_connections: 1,
+        handshake_timeout: Duration::from_millis(300),
+        ..config(TransportMode::Auto)
+    };
+    let (server, _) = echo_server(localhost(), &server_id, &Trust::Insecure, tight).await;
+    let addr = server.local_addr().unwrap();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "the silent socket is closed: {read:?}"
+    );
+    // Its slot is free again: a real client gets in.
+    let client = Endpoint::client(
+        &Identity::generate(["c"]).unwrap(),
+        &Trust::Insecure,
+        config(TransportMode::Quic),
+    )
+    .await
+    .unwrap();
+    echo_once(
+        &client.connect(addr).await.unwrap(),
+        b"after the silent one",
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_peer_that_is_down_fails_quickly_with_a_clear_error() {
+    // Bind and drop, so nothing listens on either protocol at that port.
+    let port = std::net::TcpListener::bind(localhost())
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port);
+    let client = Endpoint::client(
+        &Identity::generate(["c"]).unwrap(),
+        &Trust::Insecure,
+        config(TransportMode::Auto),
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = client.connect(addr).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(matches!(err, TransportError::Connect { .. }), "{err}");
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+#[tokio::test]
+async fn pooled_tcp_fallback_connection_is_reused() {
+    let server_id = Identity::generate(["server"]).unwrap();
+    let (server, mut accepted) = echo_server(
+        localhost(),
+        &server_id,
+        &Trust::Insecure,
+        config(TransportMode::Tcp),
+    )
+    .await;
+    let addr = server.local_addr().unwrap();
+    let client = Endpoint::client(
+        &Identity::generate(["c"]).unwrap(),
+        &Trust::Insecure,
+        config(TransportMode::Auto),
+    )
+    .await
+    .unwrap();
+    let first = client.pooled(addr).await.unwrap();
+    assert_eq!(first.kind(), ConnectionKind::Tcp);
+    echo_once(&first, b"one").await.unwrap();
+    let started = std::time::Instant::now();
+    let second = client.pooled(addr).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "no second QUIC attempt"
+    );
+    echo_once(&second, b"two").await.unwrap();
+    accepted.recv().await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), accepted.recv())
+            .await
+            .is_err(),
+        "one socket, recycled"
+    );
+}
