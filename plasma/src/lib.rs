@@ -7,6 +7,33 @@
 //!
 //! The protocol is written up in `shared/docs/plasma-protocol.md` (framing §1, messages §2–3,
 //! shared memory and fd passing §4, semantics §5, store design §6).
+//!
+//! Map of the crate:
+//! - [`wire`]: frames, fd passing and the FlatBuffers messages, shared by client and store.
+//! - [`digest`]: the Plasma object digest that pyarrow's `client.hash()` reports.
+//! - [`client`]: [`PlasmaClient`], a blocking connection to any Arrow 11 Plasma store.
+//! - [`pool`]: [`StorePool`], a few client connections on their own threads behind the async
+//!   [`ObjectStore`] trait (what the stream server uses).
+//! - [`store`]: the embedded Plasma-compatible store.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use plasma_store::{ObjectId, PlasmaClient};
+//!
+//! # fn main() -> Result<(), plasma_store::Error> {
+//! let mut client = PlasmaClient::connect("/tmp/plasma")?;
+//! let id = ObjectId([1; 20]);
+//! let mut object = client.create(id, 5, 4)?;
+//! object.data_mut().copy_from_slice(b"hello");
+//! object.metadata_mut().copy_from_slice(b"meta");
+//! client.seal(object)?; // digest computed here; pyarrow's client.hash() agrees
+//! let got = client.get(&[id], Some(Duration::from_secs(1)))?;
+//! if let Some(object) = &got[0] {
+//!     assert_eq!(&object.data[..], b"hello"); // zero-copy view of the shared memory
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod client;
 pub mod digest;

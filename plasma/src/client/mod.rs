@@ -416,7 +416,12 @@ impl PlasmaClient {
         ids: &[ObjectId],
         timeout: Option<Duration>,
     ) -> Result<Vec<Option<SealedObject>>, Error> {
-        let _span = debug_span!("plasma_get", objects = ids.len(), first = ?ids.first().map(|i| i.to_string())).entered();
+        let _span = debug_span!(
+            "plasma_get",
+            objects = ids.len(),
+            first = %ids.first().copied().unwrap_or_default()
+        )
+        .entered();
         self.flush_releases()?;
         let request = GetRequest {
             object_ids: ids.to_vec(),
