@@ -1,0 +1,188 @@
+//! The same transfers with pyarrow 11's real `plasma_store` under the servers (through the
+//! pure-Rust socket client pool), and mixed with an embedded store. Verified byte for byte with
+//! the Plasma client, and the digest checked by pyarrow itself.
+
+use plasma_stream_tests::{
+    client, contains, oid, put, python, verify, RealStore, Server, ServerConfig,
+};
+use stream::{PeerRequest, Status};
+
+const MIB: u64 = 1 << 20;
+const SIZES: &[(u64, usize)] = &[(0, 9), (1, 0), (100, 65_536), (3 * MIB + 5, 100)];
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs pyarrow 11's plasma_store (.ci/run provides it)"]
+async fn copy_and_take_between_real_stores() {
+    let source_store = RealStore::start(128 * MIB);
+    let destination_store = RealStore::start(128 * MIB);
+    let source = Server::start(ServerConfig::on_socket(&source_store.socket));
+    let destination = Server::start(ServerConfig::on_socket(&destination_store.socket));
+    let copies: Vec<_> = (0..SIZES.len() as u32).map(|n| oid(40, n)).collect();
+    let takes: Vec<_> = (0..SIZES.len() as u32).map(|n| oid(41, n)).collect();
+    let mut store = source.store();
+    for (i, (data, metadata)) in SIZES.iter().enumerate() {
+        put(&mut store, copies[i], *data, *metadata);
+        put(&mut store, takes[i], *data, *metadata);
+    }
+    let client = client(destination.addr).await;
+    let report = client
+        .sync(vec![
+            PeerRequest::Copy {
+                from: source.addr,
+                objects: copies.clone(),
+            },
+            PeerRequest::Take {
+                from: source.addr,
+                objects: takes.clone(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    let mut dest = destination.store();
+    for (i, (data, metadata)) in SIZES.iter().enumerate() {
+        verify(&mut dest, copies[i], *data, *metadata);
+        verify(&mut dest, takes[i], *data, *metadata);
+        assert!(contains(&mut store, copies[i]));
+        assert!(!contains(&mut store, takes[i]));
+    }
+    // pyarrow agrees on the digest the receiver sealed with.
+    let script = format!(
+        "import pyarrow.plasma as p\nc=p.connect('{}')\nfor h in {:?}:\n    o=p.ObjectID(bytes.fromhex(h))\n    assert c.contains(o)\n    print(c.hash(o).hex())\n",
+        destination_store.socket.display(),
+        copies.iter().map(|id| id.to_string()).collect::<Vec<_>>()
+    );
+    let output = std::process::Command::new(python())
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let hashes: Vec<_> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut source_client = source.store();
+    for (id, hash) in copies.iter().zip(&hashes) {
+        let found = source_client
+            .get(&[plasma_store::ObjectId(*id.as_bytes())], None)
+            .unwrap();
+        let object = found.into_iter().next().flatten().unwrap();
+        let expected = plasma_store::digest::object_digest(&object.data, &object.metadata);
+        assert_eq!(hex::encode(expected), *hash, "digest of {id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs pyarrow 11's plasma_store (.ci/run provides it)"]
+async fn three_servers_real_and_embedded_stores_with_partial_failure() {
+    let real = RealStore::start(64 * MIB);
+    let peer_real = Server::start(ServerConfig::on_socket(&real.socket));
+    let peer_embedded = Server::embedded(64 * MIB);
+    let destination = Server::embedded(128 * MIB);
+    let from_real: Vec<_> = (0..10).map(|n| oid(42, n)).collect();
+    let from_embedded: Vec<_> = (0..10).map(|n| oid(43, n)).collect();
+    for id in &from_real {
+        put(&mut peer_real.store(), *id, 50_000, 10);
+    }
+    for id in &from_embedded[1..] {
+        put(&mut peer_embedded.store(), *id, 70_000, 0);
+    }
+    let client = client(destination.addr).await;
+    let report = client
+        .sync(vec![
+            PeerRequest::Take {
+                from: peer_real.addr,
+                objects: from_real.clone(),
+            },
+            PeerRequest::Copy {
+                from: peer_embedded.addr,
+                objects: from_embedded.clone(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(report.peer_reports[0].status, Status::Success, "{report:?}");
+    assert_eq!(
+        report.peer_reports[1].status,
+        Status::NotFound,
+        "{report:?}"
+    );
+    let mut dest = destination.store();
+    for id in &from_real {
+        verify(&mut dest, *id, 50_000, 10);
+        assert!(!contains(&mut peer_real.store(), *id));
+    }
+    for id in &from_embedded[1..] {
+        verify(&mut dest, *id, 70_000, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs pyarrow 11's plasma_store (.ci/run provides it)"]
+async fn take_into_a_full_real_store_leaves_the_object_at_the_source() {
+    let small = RealStore::start(8 * MIB);
+    let source = Server::embedded(64 * MIB);
+    let destination = Server::start(ServerConfig::on_socket(&small.socket));
+    let id = oid(44, 1);
+    put(&mut source.store(), id, 32 * MIB, 0);
+    let client = client(destination.addr).await;
+    let report = client
+        .sync(vec![PeerRequest::Take {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        report.peer_reports[0].status,
+        Status::StoreError,
+        "{report:?}"
+    );
+    verify(&mut source.store(), id, 32 * MIB, 0);
+    assert!(!contains(&mut destination.store(), id));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs pyarrow 11's plasma_store (.ci/run provides it)"]
+async fn copy_a_gib_object_between_real_stores() {
+    let source_store = RealStore::start(1100 * MIB);
+    let destination_store = RealStore::start(1100 * MIB);
+    let source = Server::start(ServerConfig::on_socket(&source_store.socket));
+    let destination = Server::start(ServerConfig::on_socket(&destination_store.socket));
+    let id = oid(45, 1);
+    put(&mut source.store(), id, 1 << 30, 64);
+    let client = client(destination.addr).await;
+    let report = client
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    verify(&mut destination.store(), id, 1 << 30, 64);
+}
+
+#[test]
+fn server_without_a_store_refuses_to_start_and_says_how() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(plasma_stream_tests::binary("plasma-stream-server"))
+        .arg("-s")
+        .arg(dir.path().join("nothing.sock"))
+        .arg("-p")
+        .arg("0")
+        .arg("--insecure")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--embedded-store") && stderr.contains("plasma_store"),
+        "{stderr}"
+    );
+}
