@@ -34,6 +34,10 @@ pub enum CertsError {
         source: Box<CertsError>,
     },
 
+    /// rustls could not build a certificate verifier (e.g. an unusable CA certificate).
+    #[error("certificate verifier: {0}")]
+    Verifier(String),
+
     /// rustls refused the configuration (e.g. the private key does not match its certificate).
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),

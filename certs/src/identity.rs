@@ -168,7 +168,7 @@ where
     Ok((certified.cert.pem(), certified.signing_key.serialize_pem()))
 }
 
-fn parse_certs(pem: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn parse_certs(pem: &[u8], path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let certs = rustls_pemfile::certs(&mut &pem[..])
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|err| CertsError::Pem {
@@ -199,7 +199,7 @@ fn parse_key(pem: &[u8], path: &Path) -> Result<PrivateKeyDer<'static>> {
 }
 
 /// Writes a new file with the given Unix mode (the key must not be world-readable).
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = fs::OpenOptions::new()
         .write(true)

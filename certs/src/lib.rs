@@ -3,13 +3,14 @@
 //! This crate answers two questions for the transport: *who am I* ([`Identity`]: a certificate
 //! chain and its private key, self-signed with rcgen at startup or loaded from PEM files) and
 //! *whom do I believe* ([`Trust`]: nobody checked in `--insecure` dev mode, or a set of pinned
-//! SHA-256 [`Fingerprint`]s). From those it builds the rustls client and server configurations
+//! SHA-256 [`Fingerprint`]s, or a private cluster [`CertificateAuthority`]). From those it builds the rustls client and server configurations
 //! ([`server_config`], [`client_config`]) for mutual TLS: in pinned mode both sides present a
 //! certificate and each checks the other's fingerprint, and the handshake signatures are always
 //! verified with the `ring` provider, so a peer cannot claim a certificate whose key it lacks.
 //!
 //! It knows nothing of sockets, QUIC or objects; ALPN is left to the transport.
 
+mod ca;
 mod error;
 mod fingerprint;
 mod identity;
@@ -17,9 +18,13 @@ mod tls;
 mod trust;
 mod verifier;
 
+pub use ca::{
+    CertificateAuthority, ClusterCa, IssuedCertificate, CA_CERT_FILE, CA_KEY_FILE,
+    CLUSTER_SERVER_NAME,
+};
 pub use error::{CertsError, Result};
 pub use fingerprint::Fingerprint;
-pub use identity::Identity;
+pub use identity::{Identity, CERT_FILE, KEY_FILE};
 pub use tls::{client_config, crypto_provider, server_config};
 pub use trust::{Trust, TrustedFingerprints};
 pub use verifier::{tidy_tls_error, PeerRole, UntrustedPeer};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, ServerConfig};
 
-use crate::error::Result;
+use crate::error::{CertsError, Result};
 use crate::identity::Identity;
 use crate::trust::Trust;
 use crate::verifier::FingerprintVerifier;
@@ -20,7 +20,15 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
 /// fallback gains nothing from 1.2). ALPN is left empty for the transport to set.
 pub fn server_config(identity: &Identity, trust: &Trust) -> Result<ServerConfig> {
     let provider = crypto_provider();
-    let verifier = FingerprintVerifier::new(trust, &provider);
+    let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = match trust {
+        Trust::Ca(ca) => rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(ca.roots.clone()),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|err| CertsError::Verifier(err.to_string()))?,
+        _ => FingerprintVerifier::new(trust, &provider),
+    };
     let config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -32,11 +40,20 @@ pub fn server_config(identity: &Identity, trust: &Trust) -> Result<ServerConfig>
 }
 
 /// Client side of mutual TLS: presents `identity` (in every mode, so servers can pin it) and
-/// judges the server's certificate by `trust`. Server names are not checked: in pinned mode the
-/// fingerprint is the identity, so callers may pass any syntactically valid name.
+/// judges the server's certificate by `trust`. In pinned and insecure modes server names are not
+/// checked (the fingerprint is the identity); in CA mode the server's certificate must carry
+/// [`crate::CLUSTER_SERVER_NAME`], which is the name callers should send.
 pub fn client_config(identity: &Identity, trust: &Trust) -> Result<ClientConfig> {
     let provider = crypto_provider();
-    let verifier = FingerprintVerifier::new(trust, &provider);
+    let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match trust {
+        Trust::Ca(ca) => rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(ca.roots.clone()),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|err| CertsError::Verifier(err.to_string()))?,
+        _ => FingerprintVerifier::new(trust, &provider),
+    };
     let config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
@@ -94,6 +111,63 @@ mod tests {
             }
         }
         panic!("handshake did not finish");
+    }
+
+    #[test]
+    fn cluster_ca_members_trust_each_other_and_refuse_outsiders() {
+        let ca = crate::CertificateAuthority::generate().unwrap();
+        let server = ca.issue(["server.example"]).unwrap().identity;
+        let client = ca.issue(["client.example"]).unwrap().identity;
+        let trust = ca.trust().unwrap();
+        let (seen_by_client, seen_by_server) = handshake(
+            client_config(&client, &trust).unwrap(),
+            server_config(&server, &trust).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(seen_by_client, Some(server.fingerprint()));
+        assert_eq!(seen_by_server, Some(client.fingerprint()));
+
+        // A self-signed outsider, and a member of another cluster, are refused both ways.
+        let other_ca = crate::CertificateAuthority::generate().unwrap();
+        for outsider in [
+            Identity::generate(["outsider"]).unwrap(),
+            other_ca.issue(["other"]).unwrap().identity,
+        ] {
+            let err = handshake(
+                client_config(&client, &trust).unwrap(),
+                server_config(&outsider, &Trust::Insecure).unwrap(),
+            )
+            .unwrap_err();
+            assert!(matches!(err, Failure::Client(_)), "{err:?}");
+            let err = handshake(
+                client_config(&outsider, &Trust::Insecure).unwrap(),
+                server_config(&server, &trust).unwrap(),
+            )
+            .unwrap_err();
+            assert!(matches!(err, Failure::Server(_)), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn cluster_ca_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = crate::CertificateAuthority::load_or_generate(dir.path()).unwrap();
+        let issued = ca.issue(["server"]).unwrap();
+        issued.write_to(dir.path().join("server")).unwrap();
+        let reloaded = crate::CertificateAuthority::load_or_generate(dir.path()).unwrap();
+        assert_eq!(reloaded.fingerprint(), ca.fingerprint());
+        // Certificates issued after the reload still chain to the same CA.
+        let client = reloaded.issue(["client"]).unwrap().identity;
+        let server = Identity::load_or_generate(dir.path().join("server")).unwrap();
+        assert_eq!(server.fingerprint(), issued.identity.fingerprint());
+        let trust = Trust::Ca(
+            crate::ClusterCa::from_pem_file(dir.path().join(crate::CA_CERT_FILE)).unwrap(),
+        );
+        handshake(
+            client_config(&client, &trust).unwrap(),
+            server_config(&server, &trust).unwrap(),
+        )
+        .unwrap();
     }
 
     fn pinned(ids: &[&Identity]) -> Trust {

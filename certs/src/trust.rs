@@ -22,6 +22,10 @@ pub enum Trust {
     /// connection present certificates (mutual TLS). Names and validity dates are not checked:
     /// the fingerprint is the identity, as with SSH host keys.
     Pinned(TrustedFingerprints),
+    /// Peers whose certificate chain leads to the cluster CA (`--ca`), checked the standard
+    /// way (signatures, validity dates, key usage) with the name [`crate::CLUSTER_SERVER_NAME`].
+    /// Both sides present certificates.
+    Ca(crate::ClusterCa),
 }
 
 impl Trust {

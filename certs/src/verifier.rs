@@ -103,6 +103,10 @@ impl FingerprintVerifier {
         let fingerprint = Fingerprint::of_der(end_entity);
         match &self.trust {
             Trust::Insecure => Ok(()),
+            // CA mode uses rustls's WebPKI verifiers, never this one.
+            Trust::Ca(_) => Err(rustls::Error::General(
+                "CA trust needs the WebPKI verifier".into(),
+            )),
             Trust::Pinned(trusted) if trusted.contains(&fingerprint) => Ok(()),
             Trust::Pinned(_) => {
                 let refusal = UntrustedPeer { fingerprint, role };

@@ -27,9 +27,9 @@ use crate::pool::ConnectionPool;
 /// The ALPN protocol name on QUIC and on the TLS-over-TCP fallback (WIRE.md).
 pub const ALPN: &[u8] = b"plasma-stream/1";
 
-/// The TLS server name clients send. Certificates are pinned by fingerprint, not by name, so
-/// this is a fixed placeholder rather than the peer's address.
-pub(crate) const SERVER_NAME: &str = "plasma-stream";
+/// The TLS server name clients send. Pinned trust ignores it; in CA mode every issued
+/// certificate carries it, since peers are dialed by address, not by host name.
+pub(crate) const SERVER_NAME: &str = plasma_stream_certs::CLUSTER_SERVER_NAME;
 
 /// First byte of a TLS record carrying a handshake (a ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;

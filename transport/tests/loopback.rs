@@ -765,3 +765,35 @@ async fn pooled_tcp_fallback_connection_is_reused() {
         "one socket, recycled"
     );
 }
+
+#[tokio::test]
+async fn cluster_ca_mode_over_quic_and_tcp() {
+    let ca = plasma_stream_certs::CertificateAuthority::generate().unwrap();
+    let trust = ca.trust().unwrap();
+    let server_id = ca.issue(["server"]).unwrap().identity;
+    let (server, mut accepted) =
+        echo_server(localhost(), &server_id, &trust, config(TransportMode::Auto)).await;
+    let addr = server.local_addr().unwrap();
+    let member = ca.issue(["client"]).unwrap().identity;
+    for mode in [TransportMode::Quic, TransportMode::Tcp] {
+        let client = Endpoint::client(&member, &trust, config(mode))
+            .await
+            .unwrap();
+        let connection = client.connect(addr).await.unwrap();
+        echo_once(&connection, b"member").await.unwrap();
+        assert_eq!(
+            accepted.recv().await.unwrap().peer_fingerprint,
+            Some(member.fingerprint())
+        );
+    }
+    // A client with a certificate from elsewhere is refused.
+    let outsider = Identity::generate(["outsider"]).unwrap();
+    let client = Endpoint::client(&outsider, &Trust::Insecure, config(TransportMode::Quic))
+        .await
+        .unwrap();
+    let outcome = match client.connect(addr).await {
+        Err(err) => Err(err),
+        Ok(connection) => echo_once(&connection, b"let me in").await,
+    };
+    assert!(outcome.is_err());
+}
