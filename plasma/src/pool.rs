@@ -388,6 +388,9 @@ fn execute(client: &mut PlasmaClient, command: Command) {
 struct PoolWriter {
     object: Option<CreatedObject>,
     worker: WorkerHandle,
+    /// Counts this unsealed object as load on its connection, so other requests (a Get that
+    /// may wait) prefer other connections and the seal is not queued behind them.
+    _in_progress: BusyGuard,
 }
 
 impl ObjectWriter for PoolWriter {
@@ -496,11 +499,14 @@ impl ObjectStore for StorePool {
                 receiver,
             )
             .await?;
+        worker.busy.fetch_add(1, Ordering::Relaxed);
+        let in_progress = BusyGuard(Arc::clone(&worker.busy));
         Ok(NewObject::new(
             id,
             Box::new(PoolWriter {
                 object: Some(object),
                 worker,
+                _in_progress: in_progress,
             }),
         ))
     }
