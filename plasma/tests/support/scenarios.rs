@@ -232,6 +232,17 @@ client.disconnect()
         lines,
         expected.iter().map(String::as_str).collect::<Vec<_>>()
     );
+    // And Rust reads them back too (after pyarrow's client came and went).
+    for (i, &(data_len, meta_len)) in sizes.iter().enumerate() {
+        let got = client
+            .get(&[oid("rust2py", i as u32)], Some(Duration::ZERO))
+            .unwrap();
+        let object = got[0].as_ref().expect("still in the store");
+        assert_eq!(object.data.len() as u64, data_len);
+        assert_eq!(object.metadata.len(), meta_len);
+        assert!(is_pattern(&object.data, i as u8));
+        assert!(is_pattern(&object.metadata, i as u8 + 100));
+    }
 }
 
 /// Objects written by pyarrow are read by Rust byte for byte (data and metadata), and the
