@@ -528,11 +528,16 @@ pub fn pool_operations(launch: &StoreLauncher) {
             info(&listed, id).unwrap().digest,
             Some(object_digest(&data, b"abc"))
         );
-        assert_eq!(
-            info(&listed, id).unwrap().ref_count,
-            0,
-            "creator released after seal"
-        );
+        // The creator's reference goes right after the seal (on the creating connection; a
+        // store may serve another connection's List first, so poll briefly).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while info(&pool.list().await.unwrap(), id).unwrap().ref_count != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "creator's reference not released"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
 
         // Concurrent gets from several connections.
         let mut tasks = Vec::new();
