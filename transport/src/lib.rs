@@ -8,6 +8,40 @@
 //! [`TransportConfig`].
 //!
 //! This crate moves bytes; it does not know what they mean (that is `plasma-stream-protocol`).
+//!
+//! ```no_run
+//! # async fn demo() -> plasma_stream_transport::Result<()> {
+//! use plasma_stream_transport::{all_interfaces, Endpoint, Incoming, TransportConfig};
+//! use plasma_stream_transport::certs::{Identity, Trust, TrustedFingerprints};
+//!
+//! let identity = Identity::load_or_generate("/var/lib/plasma-stream")?;
+//! let trust = Trust::Pinned(TrustedFingerprints::from_file("/etc/plasma-stream/trusted")?);
+//! let server = Endpoint::server(all_interfaces(2021), &identity, &trust, TransportConfig::default()).await?;
+//! println!("listening on {:?}, fingerprint {}", server.local_addr(), server.fingerprint());
+//!
+//! // Serving: one task per connection, one per exchange.
+//! while let Some(incoming) = server.accept().await {
+//!     let Incoming::Connection(connection) = incoming else { continue };
+//!     tokio::spawn(async move {
+//!         while let Ok(Some((send, recv))) = connection.accept_bi().await {
+//!             // Loop over requests on (send, recv) until end-of-stream: one over QUIC,
+//!             // several in a row over a recycled TCP socket.
+//!             # drop((send, recv));
+//!         }
+//!     });
+//! }
+//!
+//! // Pulling from a peer: the pooled connection, one exchange per object.
+//! let peer = "192.0.2.7:2021".parse().unwrap();
+//! let connection = server.pooled(peer).await?;
+//! let (mut send, recv) = connection.open_bi().await?;
+//! send.write_chunk(bytes::Bytes::from_static(b"request")).await?;
+//! send.finish().await?;
+//! // ... read the answer from `recv` ...
+//! connection.recycle(send, recv); // over TCP the socket serves the next exchange
+//! # Ok(())
+//! # }
+//! ```
 
 mod config;
 mod connection;
