@@ -86,6 +86,8 @@ async fn serve_exchange<S: ObjectStore>(
             }
             Ok(Some(StreamRequest::Sync(request))) => {
                 let span = info_span!("sync");
+                // Counted as a transfer until the report is delivered, so a drain waits for it.
+                let _transfer = node.shutdown.transfer();
                 async {
                     let report = run_sync(&node, request).await;
                     write_report(&mut send, &report, node.idle_timeout).await
@@ -117,5 +119,10 @@ async fn write_report(
     report.encode(&mut bytes)?;
     write_message(send, &bytes, timeout).await?;
     send.finish().await?;
+    // Over QUIC, wait until the client has the whole report: closing the connection (at
+    // shutdown) would otherwise discard bytes still in flight.
+    if let SendStream::Quic(stream) = send {
+        let _ = tokio::time::timeout(timeout, stream.stopped()).await;
+    }
     Ok(())
 }

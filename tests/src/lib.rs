@@ -97,16 +97,35 @@ impl Process {
         }
     }
 
+    /// Sends SIGTERM without waiting.
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; whether it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.has_exited() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Sends SIGTERM and waits up to `grace` for the exit; SIGKILL after. Returns whether it
     /// exited by itself.
     pub fn stop(&mut self, grace: Duration) -> bool {
+        self.terminate();
         let Some(mut child) = self.child.take() else {
             return true;
         };
-        // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -147,6 +166,7 @@ pub struct ServerConfig {
     pub legacy_tcp: bool,
     pub cert_dir: Option<PathBuf>,
     pub trust: Vec<String>,
+    pub drain_timeout_secs: u64,
     pub extra: Vec<String>,
 }
 
@@ -162,6 +182,7 @@ impl ServerConfig {
             legacy_tcp: false,
             cert_dir: None,
             trust: Vec::new(),
+            drain_timeout_secs: 3,
             extra: Vec::new(),
         }
     }
@@ -212,7 +233,7 @@ impl Server {
             .arg("--ready-file")
             .arg(&ready)
             .arg("--drain-timeout")
-            .arg("3");
+            .arg(config.drain_timeout_secs.to_string());
         if let StoreKind::Embedded(capacity) = config.store {
             command.arg("--embedded-store").arg(capacity.to_string());
         }
@@ -279,19 +300,29 @@ pub struct RealStore {
 }
 
 impl RealStore {
-    /// Starts `plasma_store -m capacity -s <tmp>/plasma.sock` and waits for its socket.
+    /// Starts pyarrow 11's `plasma_store -m capacity -s <tmp>/plasma.sock` and waits for its
+    /// socket.
     pub fn start(capacity: u64) -> RealStore {
-        let dir = tempfile::Builder::new()
-            .prefix("ps-real")
-            .tempdir()
-            .expect("tempdir");
-        let socket = dir.path().join("plasma.sock");
         let binary = real_plasma_store_binary();
         assert!(
             binary.exists(),
             "{} not found: install pyarrow==11.0.0 into .venv (bash .ci/run does)",
             binary.display()
         );
+        Self::start_binary(binary, capacity)
+    }
+
+    /// Starts this project's `plasma-store` binary (the embedded store as its own process).
+    pub fn ours(capacity: u64) -> RealStore {
+        Self::start_binary(binary("plasma-store"), capacity)
+    }
+
+    fn start_binary(binary: PathBuf, capacity: u64) -> RealStore {
+        let dir = tempfile::Builder::new()
+            .prefix("ps-store")
+            .tempdir()
+            .expect("tempdir");
+        let socket = dir.path().join("plasma.sock");
         let mut command = Command::new(binary);
         command
             .arg("-m")

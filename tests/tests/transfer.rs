@@ -480,3 +480,73 @@ async fn copy_and_take_a_gib_object() {
     verify(&mut destination.store(), taken, 1 << 30, 0);
     assert!(!contains(&mut store, taken));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_sync_of_the_same_objects_meanwhile_gets_0x80() {
+    let source = Server::embedded(256 * MIB);
+    let destination = Server::embedded(256 * MIB);
+    let big = oid(17, 1);
+    put(&mut source.store(), big, 200 * MIB, 0);
+    let first_client = client(destination.addr).await;
+    let from = source.addr;
+    let first = tokio::spawn(async move {
+        first_client
+            .sync(vec![PeerRequest::Copy {
+                from,
+                objects: vec![big],
+            }])
+            .await
+    });
+    // Wait until the first SYNC has claimed the object.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !destination.process.log().contains("SYNC") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let second = client(destination.addr)
+        .await
+        .sync(vec![PeerRequest::Copy {
+            from,
+            objects: vec![big],
+        }])
+        .await
+        .unwrap();
+    let first = first.await.unwrap().unwrap();
+    assert!(first.is_success(), "{first:?}");
+    // The second either raced in while the first was receiving (0x80) or after it (0x81);
+    // the 200 MiB transfer makes the first case the expected one.
+    assert_eq!(
+        second.peer_reports[0].status,
+        Status::AlreadyReceiving,
+        "{second:?}"
+    );
+    verify(&mut destination.store(), big, 200 * MIB, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_of_65536_objects_large() {
+    // The largest peer request (no 16-bit count anywhere): every object moves, while the
+    // server keeps a bounded number of streams in flight.
+    let source = Server::embedded(256 * MIB);
+    let destination = Server::embedded(256 * MIB);
+    let ids: Vec<_> = (0..65_536u32).map(|n| oid(18, n)).collect();
+    let mut store = source.store();
+    for id in &ids {
+        put(&mut store, *id, 16, 0);
+    }
+    let client = client(destination.addr).await;
+    let started = std::time::Instant::now();
+    let report = client
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: ids.clone(),
+        }])
+        .await
+        .unwrap();
+    eprintln!("65,536 objects of 16 bytes in {:?}", started.elapsed());
+    assert!(report.is_success(), "{:?}", report.peer_reports[0].status);
+    assert_eq!(report.peer_reports[0].objects.len(), 65_536);
+    let mut dest = destination.store();
+    for id in ids.iter().step_by(997) {
+        verify(&mut dest, *id, 16, 0);
+    }
+}
