@@ -341,9 +341,16 @@ async fn auto_falls_back_to_tcp_when_the_peer_serves_no_udp() {
     assert_eq!(accepted.recv().await.unwrap().kind, ConnectionKind::Tcp);
 
     // Quic-only mode does not fall back.
-    let quic_only = Endpoint::client(&client_id, &trust, config(TransportMode::Quic))
-        .await
-        .unwrap();
+    let quic_only = Endpoint::client(
+        &client_id,
+        &trust,
+        TransportConfig {
+            handshake_timeout: Duration::from_millis(500),
+            ..config(TransportMode::Quic)
+        },
+    )
+    .await
+    .unwrap();
     let err = quic_only.connect(addr).await.unwrap_err();
     assert!(matches!(err, TransportError::Timeout { .. }), "{err}");
 }
@@ -796,4 +803,27 @@ async fn cluster_ca_mode_over_quic_and_tcp() {
         Ok(connection) => echo_once(&connection, b"let me in").await,
     };
     assert!(outcome.is_err());
+}
+
+#[tokio::test]
+async fn an_idle_tcp_exchange_times_out_on_the_server() {
+    let server_id = Identity::generate(["server"]).unwrap();
+    let impatient = TransportConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..config(TransportMode::Tcp)
+    };
+    let (server, _) = echo_server(localhost(), &server_id, &Trust::Insecure, impatient).await;
+    let client = Endpoint::client(
+        &Identity::generate(["c"]).unwrap(),
+        &Trust::Insecure,
+        config(TransportMode::Tcp),
+    )
+    .await
+    .unwrap();
+    let connection = client.connect(server.local_addr().unwrap()).await.unwrap();
+    let (_send, mut recv) = connection.open_bi().await.unwrap();
+    // We send nothing; the server's read times out and it closes the socket.
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), recv.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
 }
