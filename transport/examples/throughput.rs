@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.loopback_mtu = mtu.parse()?;
     }
     if let Some(mib) = args.next() {
-        config.udp_socket_buffer = mib.parse::<usize>()? << 20;
+        config.udp_socket_buffer = (mib.parse::<f64>()? * (1u64 << 20) as f64) as usize;
     }
     if let Ok(threshold) = std::env::var("ACK_THRESHOLD") {
         config.ack_eliciting_threshold = Some(threshold.parse()?);
