@@ -235,6 +235,10 @@ pub fn measure_sync(
     deadline: Duration,
 ) -> Result<Sample, BenchError> {
     let mut pair = Pair::start(transport, workload, placement, false)?;
+    let profiler = Profiler::attach(
+        &[pair.src.process.pid(), pair.dst.process.pid()],
+        &format!("{}-{}", workload.label(), transport_label(transport)),
+    );
     let sampler = PeakSampler::start(
         vec![
             ("src".into(), pair.src.process.pid()),
@@ -258,6 +262,7 @@ pub fn measure_sync(
     );
     let progress = watch.map(Progress::finish);
     let peaks = sampler.finish();
+    drop(profiler);
     let outcome = outcome.map_err(|e| match e {
         BenchError::Server(m) => {
             let dst = pair.dst.failure("");
@@ -293,6 +298,69 @@ pub fn measure_sync(
             )
         }),
     })
+}
+
+fn transport_label(t: &Transport) -> String {
+    match t {
+        Transport::Quic { congestion } => {
+            format!("quic-{}", congestion.as_deref().unwrap_or("default"))
+        }
+        Transport::TcpFallback => "tcp".into(),
+    }
+}
+
+/// `perf record -e cpu-clock -g` attached to the servers for the duration of one transfer,
+/// when `$PLASMA_STREAM_BENCH_PERF` names a directory (one `.data` file per measurement).
+/// Read them with `perf report -i FILE --no-children`.
+struct Profiler(Option<ChildGuard>);
+
+impl Profiler {
+    fn attach(pids: &[u32], label: &str) -> Self {
+        let Some(dir) = std::env::var_os("PLASMA_STREAM_BENCH_PERF") else {
+            return Self(None);
+        };
+        let dir = PathBuf::from(dir);
+        let _ = std::fs::create_dir_all(&dir);
+        let name: String = label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let file = dir.join(format!("{name}-{}.data", std::process::id()));
+        let pid_list: Vec<String> = pids.iter().map(u32::to_string).collect();
+        let mut cmd = std::process::Command::new("perf");
+        cmd.args([
+            "record",
+            "-q",
+            "-e",
+            "cpu-clock",
+            "-g",
+            "-p",
+            &pid_list.join(","),
+            "-o",
+        ])
+        .arg(&file);
+        let guard = ChildGuard::spawn("perf", cmd, None).ok();
+        std::thread::sleep(Duration::from_millis(300)); // let perf attach
+        eprintln!("profiling into {}", file.display());
+        Self(guard)
+    }
+}
+
+impl Drop for Profiler {
+    fn drop(&mut self) {
+        if let Some(mut g) = self.0.take() {
+            // SIGINT makes perf write its file and exit.
+            // SAFETY: signals our own child by its pid.
+            unsafe { libc::kill(g.pid() as libc::pid_t, libc::SIGINT) };
+            let _ = g.wait_timeout(Duration::from_secs(30));
+        }
+    }
 }
 
 /// Runs the client's SYNC on a thread in the destination's namespace.
