@@ -1,22 +1,76 @@
 //! Driving a SYNC through the `stream` client library, as a user would.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use plasma_store::ObjectId;
+use stream::{Client, PeerRequest, Status};
 
 use crate::servers::SyncOutcome;
 use crate::BenchError;
 
-/// Asks the server at `dst` to COPY `ids` from `src`, timing the whole call; gives up after
-/// `deadline` (the outcome then says `timed_out`).
+/// Asks the server at `dst` to COPY `ids` from `src`, timing the whole call (connecting to
+/// the server included); gives up after `deadline` (the outcome then says `timed_out`).
 pub async fn sync_copy(
-    _dst: SocketAddr,
-    _src: SocketAddr,
-    _ids: Vec<ObjectId>,
-    _deadline: Duration,
+    dst: SocketAddr,
+    src: SocketAddr,
+    ids: Vec<ObjectId>,
+    deadline: Duration,
 ) -> Result<SyncOutcome, BenchError> {
-    Err(BenchError::Server(
-        "the stream client library has not landed yet".into(),
-    ))
+    let requested = ids.len() as u64;
+    let objects = ids.into_iter().map(|id| id.0.into()).collect();
+    let request = vec![PeerRequest::Copy { from: src, objects }];
+    let start = Instant::now();
+    let work = async {
+        let client = Client::builder()
+            .insecure()
+            .connect(dst)
+            .await
+            .map_err(|e| BenchError::Server(format!("client connecting to {dst}: {e}")))?;
+        client
+            .sync(request)
+            .await
+            .map_err(|e| BenchError::Server(format!("SYNC: {e}")))
+    };
+    match tokio::time::timeout(deadline, work).await {
+        Err(_) => Ok(SyncOutcome {
+            secs: deadline.as_secs_f64(),
+            objects_ok: 0,
+            timed_out: true,
+            failure: None,
+        }),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(report)) => {
+            let secs = start.elapsed().as_secs_f64();
+            let outcomes: Vec<_> = report
+                .peer_reports
+                .iter()
+                .flat_map(|p| p.objects.iter())
+                .collect();
+            let objects_ok = outcomes
+                .iter()
+                .filter(|o| o.status == Status::Success)
+                .count() as u64;
+            let failure = report
+                .peer_reports
+                .iter()
+                .find(|p| p.status != Status::Success)
+                .map(|p| {
+                    let first = p.objects.iter().find(|o| o.status != Status::Success);
+                    format!(
+                        "peer status {:?}, {objects_ok}/{requested} objects ok{}",
+                        p.status,
+                        first
+                            .map(|o| format!(", first failure {} {:?}", o.id, o.status))
+                            .unwrap_or_default()
+                    )
+                });
+            Ok(SyncOutcome {
+                secs,
+                objects_ok,
+                timed_out: false,
+                failure,
+            })
+        }
+    }
 }
