@@ -4,29 +4,34 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use plasma_store::ObjectId;
-use stream::{Client, PeerRequest, Status};
+use stream::{Client, PeerRequest, Status, TransportMode};
 
 use crate::servers::SyncOutcome;
 use crate::BenchError;
 
-/// Asks the server at `dst` to COPY `ids` from `src`, timing the whole call (connecting to
-/// the server included); gives up after `deadline` (the outcome then says `timed_out`).
+/// Asks the server at `dst` to COPY `ids` from `src` and times the `sync` call (from sending
+/// the request to the report: the servers' connection to each other is included, the
+/// client's own connection to `dst` is not). The client speaks `mode` (the servers'
+/// transport), so it never waits for a QUIC attempt against a TCP-only server. Gives up after
+/// `deadline` (the outcome then says `timed_out`).
 pub async fn sync_copy(
     dst: SocketAddr,
     src: SocketAddr,
+    mode: TransportMode,
     ids: Vec<ObjectId>,
     deadline: Duration,
 ) -> Result<SyncOutcome, BenchError> {
     let requested = ids.len() as u64;
     let objects = ids.into_iter().map(|id| id.0.into()).collect();
     let request = vec![PeerRequest::Copy { from: src, objects }];
+    let client = Client::builder()
+        .insecure()
+        .transport(mode)
+        .connect(dst)
+        .await
+        .map_err(|e| BenchError::Server(format!("client connecting to {dst}: {e}")))?;
     let start = Instant::now();
     let work = async {
-        let client = Client::builder()
-            .insecure()
-            .connect(dst)
-            .await
-            .map_err(|e| BenchError::Server(format!("client connecting to {dst}: {e}")))?;
         client
             .sync(request)
             .await

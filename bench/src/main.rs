@@ -31,6 +31,9 @@ struct Cli {
     /// Scenarios to run, comma-separated ids or prefixes (S1, S1-veth, S2, S3, S4, S4-loss1, S5).
     #[arg(long, value_delimiter = ',')]
     scenario: Vec<String>,
+    /// Only the systems whose name contains one of these (case-insensitive), e.g. `QUIC,fallback`.
+    #[arg(long, value_delimiter = ',')]
+    systems: Vec<String>,
     /// Runs per scenario (default: 3, S4 and S5 once; 1 with --quick).
     #[arg(long)]
     runs: Option<u32>,
@@ -173,7 +176,18 @@ fn run_benchmarks(cli: &Cli) -> Result<(), BenchError> {
             30
         })),
     };
-    let selected = scenarios::select(scenarios::all(&opts), &cli.scenario, cli.quick);
+    let mut selected = scenarios::select(scenarios::all(&opts), &cli.scenario, cli.quick);
+    if !cli.systems.is_empty() {
+        for sc in &mut selected {
+            sc.systems.retain(|s| {
+                let name = s.name().to_ascii_lowercase();
+                cli.systems
+                    .iter()
+                    .any(|f| name.contains(&f.trim().to_ascii_lowercase()))
+            });
+        }
+        selected.retain(|sc| !sc.systems.is_empty());
+    }
     if selected.is_empty() {
         return Err(BenchError::Setup(format!(
             "no scenario matches {:?}",

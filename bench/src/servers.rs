@@ -254,6 +254,7 @@ pub fn measure_sync(
         )
     });
     let outcome = run_sync(
+        transport,
         placement,
         pair.dst.addr,
         pair.src.addr,
@@ -309,7 +310,7 @@ fn transport_label(t: &Transport) -> String {
     }
 }
 
-/// `perf record -e cpu-clock -g` attached to the servers for the duration of one transfer,
+/// `perf record -e cpu-clock --call-graph dwarf` attached to the servers for the duration of one transfer,
 /// when `$PLASMA_STREAM_BENCH_PERF` names a directory (one `.data` file per measurement).
 /// Read them with `perf report -i FILE --no-children`.
 struct Profiler(Option<ChildGuard>);
@@ -334,17 +335,17 @@ impl Profiler {
         let file = dir.join(format!("{name}-{}.data", std::process::id()));
         let pid_list: Vec<String> = pids.iter().map(u32::to_string).collect();
         let mut cmd = std::process::Command::new("perf");
-        cmd.args([
-            "record",
-            "-q",
-            "-e",
-            "cpu-clock",
-            "-g",
-            "-p",
-            &pid_list.join(","),
-            "-o",
-        ])
-        .arg(&file);
+        // DWARF unwinding: the release profile keeps no frame pointers, and `-g` alone stops
+        // at the first Rust frame. 999 Hz with 16 KiB of stack per sample keeps files small.
+        cmd.args(["record", "-q", "-e", "cpu-clock", "-F", "999"])
+            .args([
+                "--call-graph",
+                "dwarf,16384",
+                "-p",
+                &pid_list.join(","),
+                "-o",
+            ])
+            .arg(&file);
         let guard = ChildGuard::spawn("perf", cmd, None).ok();
         std::thread::sleep(Duration::from_millis(300)); // let perf attach
         eprintln!("profiling into {}", file.display());
@@ -365,17 +366,22 @@ impl Drop for Profiler {
 
 /// Runs the client's SYNC on a thread in the destination's namespace.
 fn run_sync(
+    transport: &Transport,
     placement: Placement,
     dst: SocketAddr,
     src: SocketAddr,
     ids: Vec<ObjectId>,
     deadline: Duration,
 ) -> Result<SyncOutcome, BenchError> {
+    let mode = match transport {
+        Transport::Quic { .. } => stream::TransportMode::Quic,
+        Transport::TcpFallback => stream::TransportMode::Tcp,
+    };
     let work = move || -> Result<SyncOutcome, BenchError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        rt.block_on(crate::client::sync_copy(dst, src, ids, deadline))
+        rt.block_on(crate::client::sync_copy(dst, src, mode, ids, deadline))
     };
     match placement.destination().0 {
         Some(ns) => in_namespace(ns, work)?,
