@@ -36,6 +36,24 @@ pub fn rss_anon_of(pid: u32) -> Option<u64> {
     parse_rss_anon(&text)
 }
 
+/// `MemAvailable` from `/proc/meminfo`, in bytes.
+pub fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_meminfo_field(&text, "MemAvailable:")
+}
+
+/// A `NAME:   123 kB` field of `/proc/meminfo` (or `/proc/PID/status`) in bytes.
+pub fn parse_meminfo_field(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    let mut fields = line[name.len()..].split_whitespace();
+    let value: u64 = fields.next()?.parse().ok()?;
+    match fields.next() {
+        Some("kB") => value.checked_mul(1024),
+        None => Some(value),
+        Some(_) => None,
+    }
+}
+
 /// A background thread that samples the `RssAnon` of named processes and keeps each one's
 /// peak. Stop it with [`PeakSampler::finish`] to get the peaks (bytes, by name).
 pub struct PeakSampler {
@@ -106,6 +124,19 @@ mod tests {
     fn does_not_confuse_rss_shmem_with_rss_anon() {
         let only_shmem = "VmRSS:\t 1 kB\nRssShmem:\t 99 kB\n";
         assert_eq!(parse_rss_anon(only_shmem), None);
+    }
+
+    #[test]
+    fn reads_meminfo_fields() {
+        let text =
+            "MemTotal:       24000000 kB\nMemAvailable:   23253688 kB\nHugePages_Total:       0\n";
+        assert_eq!(
+            parse_meminfo_field(text, "MemAvailable:"),
+            Some(23_253_688 * 1024)
+        );
+        assert_eq!(parse_meminfo_field(text, "HugePages_Total:"), Some(0));
+        assert_eq!(parse_meminfo_field(text, "Nope:"), None);
+        assert!(mem_available().is_some_and(|b| b > 0));
     }
 
     #[test]

@@ -21,9 +21,16 @@ pub fn command_in(ns: Option<&str>, program: impl AsRef<OsStr>) -> Command {
     }
 }
 
-/// This harness's own executable (peers run as its `peer` subcommands).
+/// This harness's own executable (peers run as its `peer` subcommands). From a test binary:
+/// the `plasma-stream-bench` built beside it.
 pub fn this_exe() -> Result<std::path::PathBuf, BenchError> {
-    Ok(std::env::current_exe()?)
+    let exe = std::env::current_exe()?;
+    if exe.file_name().is_some_and(|n| n == "plasma-stream-bench") {
+        return Ok(exe);
+    }
+    crate::sibling_binary("plasma-stream-bench").ok_or_else(|| {
+        BenchError::Setup("plasma-stream-bench binary not built (cargo build --bins)".into())
+    })
 }
 
 /// A running child that is terminated (SIGTERM, then SIGKILL) when dropped.

@@ -572,6 +572,24 @@ mod tests {
         assert_eq!(s5, ["S5"]);
     }
 
+    /// The peer processes for real (the `plasma-stream-bench` binary beside the tests).
+    #[test]
+    fn copy_peer_processes_move_every_byte() {
+        for tls in [false, true] {
+            let spec = CopySpec {
+                objects: 10,
+                object_size: 1 << 20,
+                tls,
+                congestion: Some("cubic".into()),
+            };
+            let s = run_copy_pair(&spec, Placement::Loopback, Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("tls={tls}: {e}"));
+            assert_eq!((s.objects, s.bytes), (10, 10 << 20));
+            assert!(s.note.is_none());
+            assert!(s.peaks.contains_key("src") && s.peaks.contains_key("dst"));
+        }
+    }
+
     #[test]
     fn labels() {
         assert_eq!(size_label(4096), "4 KiB");

@@ -177,6 +177,17 @@ impl Pair {
             .prefix("plasma-stream-bench")
             .tempdir()?;
         let bytes = store_bytes(workload);
+        // Both stores end up holding every byte: refuse rather than push the machine into OOM.
+        let needed = 2 * workload.total_bytes() + (512 << 20);
+        if let Some(available) = crate::memory::mem_available() {
+            if available < needed {
+                return Err(BenchError::Setup(format!(
+                    "not enough memory: {} MiB needed for two stores, {} MiB available",
+                    needed >> 20,
+                    available >> 20
+                )));
+            }
+        }
         let (src_ns, src_ip) = placement.source();
         let (dst_ns, dst_ip) = placement.destination();
         let parse = |ip: &str| -> Result<IpAddr, BenchError> {
@@ -534,6 +545,47 @@ fn legacy_pull(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn small() -> Workload {
+        Workload {
+            objects: 6,
+            object_size: 256 << 10,
+        }
+    }
+
+    /// The harness's own path through real processes: two servers (debug build, as CI builds
+    /// `--bins`), filled, synced by the client library, verified by XXH64, memory sampled.
+    #[test]
+    fn sync_between_two_real_servers_is_measured_and_verified() {
+        for transport in [
+            Transport::Quic {
+                congestion: Some("bbr".into()),
+            },
+            Transport::TcpFallback,
+        ] {
+            let s = measure_sync(
+                &transport,
+                &small(),
+                Placement::Loopback,
+                Duration::from_secs(60),
+            )
+            .unwrap_or_else(|e| panic!("{transport:?}: {e}"));
+            assert_eq!(s.objects, 6, "{transport:?}");
+            assert_eq!(s.bytes, 6 * (256 << 10));
+            assert!(s.secs > 0.0 && s.note.is_none(), "{s:?}");
+            assert!(s.half_secs.is_some());
+            assert!(s.peaks.get("src").is_some_and(|b| *b > 0), "{s:?}");
+            assert!(s.peaks.get("dst").is_some_and(|b| *b > 0), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn legacy_copy_from_a_real_server_is_measured() {
+        let s = measure_legacy(&small(), Placement::Loopback, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.objects, s.bytes), (6, 6 * (256 << 10)));
+        assert!(s.note.is_none());
+    }
 
     #[test]
     fn store_sizes_leave_room() {
