@@ -83,6 +83,48 @@ impl TrustedFingerprints {
         Ok(())
     }
 
+    /// Appends one fingerprint (with an optional label, e.g. the peer's address) to a trust
+    /// file, creating it if needed: the "trust on first use" step of a CLI, as SSH records
+    /// host keys. Returns false, writing nothing, if the file already trusts it.
+    pub fn append_to_file(
+        path: impl AsRef<Path>,
+        fingerprint: &Fingerprint,
+        label: Option<&str>,
+    ) -> Result<bool> {
+        use std::io::Write;
+        let path = path.as_ref();
+        if path.exists() && Self::from_file(path)?.contains(fingerprint) {
+            return Ok(false);
+        }
+        let io_error = |source| CertsError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io_error)?;
+        // A label must not break the line format: keep it on one line, without '#'.
+        let label: String = label
+            .unwrap_or("")
+            .chars()
+            .map(|c| {
+                if c == '\n' || c == '\r' || c == '#' {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let line = match label.trim() {
+            "" => format!("{fingerprint}\n"),
+            label => format!("{fingerprint}  {label}\n"),
+        };
+        file.write_all(line.as_bytes()).map_err(io_error)?;
+        Ok(true)
+    }
+
     /// Trusts one more fingerprint; returns false if it was already trusted.
     pub fn add(&mut self, fingerprint: Fingerprint) -> bool {
         self.set.insert(fingerprint)
@@ -155,6 +197,20 @@ mod tests {
             .to_string();
         assert!(message.contains(":3:"), "{message}");
         assert!(message.contains("not-a-fingerprint"), "{message}");
+    }
+
+    #[test]
+    fn append_to_file_creates_appends_and_skips_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_peers");
+        let a: Fingerprint = A.parse().unwrap();
+        let b: Fingerprint = B.parse().unwrap();
+        assert!(TrustedFingerprints::append_to_file(&path, &a, Some("10.0.0.1:2021")).unwrap());
+        assert!(!TrustedFingerprints::append_to_file(&path, &a, None).unwrap());
+        assert!(TrustedFingerprints::append_to_file(&path, &b, Some("evil\n# label")).unwrap());
+        let trusted = TrustedFingerprints::from_file(&path).unwrap();
+        assert_eq!(trusted.len(), 2);
+        assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 2);
     }
 
     #[test]
