@@ -1,6 +1,6 @@
 //! The endpoint: QUIC on UDP port P and TLS over TCP on TCP port P, accepting and dialing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
@@ -38,6 +38,10 @@ const LEGACY_FIRST_BYTES: [u8; 3] = [0x01, 0x02, 0x03];
 
 /// Close code sent to QUIC peers when the endpoint shuts down.
 const CLOSE_SHUTDOWN: u32 = 0;
+
+/// After QUIC to a peer timed out, how long `connect` dials that peer over TCP directly
+/// instead of waiting `quic_connect_timeout` again; QUIC is retried after it.
+const FALLBACK_MEMORY: Duration = Duration::from_secs(300);
 
 /// Linux errno for "address family not supported" (a host without IPv6).
 const EAFNOSUPPORT: i32 = 97;
@@ -116,6 +120,8 @@ struct Inner {
     tls_connector: TlsConnector,
     incoming: tokio::sync::Mutex<Option<mpsc::Receiver<Incoming>>>,
     fallback_logged: Mutex<HashSet<SocketAddr>>,
+    /// Peers whose QUIC did not connect, and until when to dial them over TCP directly.
+    tcp_only_until: Mutex<HashMap<SocketAddr, tokio::time::Instant>>,
     pool: ConnectionPool,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -327,6 +333,7 @@ impl Endpoint {
                 tls_connector: TlsConnector::from(tls_client),
                 incoming: tokio::sync::Mutex::new(incoming),
                 fallback_logged: Mutex::new(HashSet::new()),
+                tcp_only_until: Mutex::new(HashMap::new()),
                 pool: ConnectionPool::default(),
                 tasks,
                 config,
@@ -364,9 +371,9 @@ impl Endpoint {
     }
 
     /// Connects to a peer server: QUIC first; in Auto mode, if QUIC does not connect within
-    /// `quic_connect_timeout`, TLS over TCP to the same address (logged once per peer). A peer
-    /// that answers but refuses (untrusted certificate, connection limit) is an error, not a
-    /// reason to fall back.
+    /// `quic_connect_timeout`, TLS over TCP to the same address (logged once per peer), and
+    /// for the next 5 minutes that peer is dialed over TCP directly. A peer that answers but
+    /// refuses (untrusted certificate, connection limit) is an error, not a reason to fall back.
     pub async fn connect(&self, peer: SocketAddr) -> Result<Connection> {
         let config = &self.inner.config;
         match (config.mode, &self.inner.quic) {
@@ -375,6 +382,10 @@ impl Endpoint {
                 self.connect_quic(peer, config.handshake_timeout).await
             }
             (TransportMode::Auto, Some(_)) => {
+                if self.remembered_tcp_only(peer) {
+                    debug!(%peer, "QUIC did not connect recently; TLS over TCP directly");
+                    return self.connect_tcp(peer).await;
+                }
                 match self.connect_quic(peer, config.quic_connect_timeout).await {
                     Err(TransportError::Timeout { .. }) => {
                         let first = self
@@ -388,11 +399,32 @@ impl Endpoint {
                         } else {
                             debug!(%peer, "QUIC did not connect; TLS over TCP");
                         }
-                        self.connect_tcp(peer).await
+                        let connection = self.connect_tcp(peer).await?;
+                        // Only a peer that answers over TCP is remembered as TCP-only: one
+                        // that answered nothing is down, and may come back with QUIC.
+                        if let Ok(mut remembered) = self.inner.tcp_only_until.lock() {
+                            remembered.insert(peer, tokio::time::Instant::now() + FALLBACK_MEMORY);
+                        }
+                        Ok(connection)
                     }
                     other => other,
                 }
             }
+        }
+    }
+
+    /// Whether QUIC to `peer` timed out less than [`FALLBACK_MEMORY`] ago.
+    fn remembered_tcp_only(&self, peer: SocketAddr) -> bool {
+        let Ok(mut remembered) = self.inner.tcp_only_until.lock() else {
+            return false;
+        };
+        match remembered.get(&peer) {
+            Some(until) if *until > tokio::time::Instant::now() => true,
+            Some(_) => {
+                remembered.remove(&peer);
+                false
+            }
+            None => false,
         }
     }
 

@@ -345,6 +345,16 @@ async fn auto_falls_back_to_tcp_when_the_peer_serves_no_udp() {
     b.unwrap();
     assert_eq!(accepted.recv().await.unwrap().kind, ConnectionKind::Tcp);
 
+    // The endpoint remembers: the next connection to that peer goes straight to TCP.
+    let started = std::time::Instant::now();
+    let again = client.connect(addr).await.unwrap();
+    assert_eq!(again.kind(), ConnectionKind::Tcp);
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+
     // Quic-only mode does not fall back.
     let quic_only = Endpoint::client(
         &client_id,
