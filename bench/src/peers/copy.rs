@@ -202,18 +202,18 @@ pub fn serve(
 }
 
 /// Fills `buf` from `r`, giving up once `deadline` (measured from `start`) has passed.
-/// `Ok(false)` means the deadline cut it short. The reader must have a short read timeout so
+/// `Ok(Err(n))` means the deadline cut it short after `n` bytes. The reader must have a short read timeout so
 /// that a stalled connection comes back here to look at the clock.
 fn read_until_deadline(
     r: &mut dyn Read,
     buf: &mut [u8],
     start: Instant,
     deadline: Duration,
-) -> io::Result<bool> {
+) -> io::Result<Result<(), usize>> {
     let mut filled = 0;
     while filled < buf.len() {
         if start.elapsed() >= deadline {
-            return Ok(false);
+            return Ok(Err(filled));
         }
         let end = buf.len().min(filled + (4 << 20));
         match r.read(&mut buf[filled..end]) {
@@ -229,7 +229,7 @@ fn read_until_deadline(
             Err(e) => return Err(e),
         }
     }
-    Ok(true)
+    Ok(Ok(()))
 }
 
 /// Reads whole objects into `dest` until all arrived or the deadline passed.
@@ -251,7 +251,7 @@ fn receive_objects(
     let mut offset = 0usize;
     for _ in 0..spec.objects {
         let mut header = [0u8; 8];
-        if !read_until_deadline(r, &mut header, start, deadline)? {
+        if read_until_deadline(r, &mut header, start, deadline)?.is_err() {
             result.timed_out = true;
             break;
         }
@@ -266,7 +266,10 @@ fn receive_objects(
         let slot = dest
             .get_mut(offset..end)
             .ok_or_else(|| BenchError::Protocol("more bytes than announced".into()))?;
-        if !read_until_deadline(r, slot, start, deadline)? {
+        if let Err(partial) = read_until_deadline(r, slot, start, deadline)? {
+            // Payload that arrived counts, also of the object cut off (objects/s counts only
+            // whole objects).
+            result.bytes += partial as u64;
             result.timed_out = true;
             break;
         }
@@ -394,6 +397,41 @@ mod tests {
         let r = pull(addr, &spec, Some(cert), deadline).expect("pull");
         holder.join().expect("holder thread").expect("holder ok");
         r
+    }
+
+    /// A reader that yields 100 bytes every 10 ms.
+    struct Trickle;
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            std::thread::sleep(Duration::from_millis(10));
+            let n = buf.len().min(100);
+            buf[..n].fill(1);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_deadline_cuts_off_and_counts_the_partial_object() {
+        let spec = CopySpec {
+            objects: 2,
+            object_size: 1 << 20,
+            tls: false,
+            congestion: None,
+        };
+        let mut stream = io::Cursor::new((1u64 << 20).to_le_bytes().to_vec()).chain(Trickle);
+        let mut dest = vec![0u8; 2 << 20];
+        let r = receive_objects(
+            &mut stream,
+            &spec,
+            &mut dest,
+            Instant::now(),
+            Duration::from_millis(200),
+        )
+        .expect("receive");
+        assert!(r.timed_out);
+        assert_eq!(r.objects, 0);
+        assert!(r.bytes >= 500 && r.bytes < 4000, "{r:?}");
+        assert_eq!(r.secs, 0.2);
     }
 
     #[test]
