@@ -116,24 +116,36 @@ pub async fn read_exact(
     Ok(out)
 }
 
-/// Reads exactly `target.len()` bytes into `target`, feeding each chunk to `observe` after it
-/// is copied (the receiver hashes data this way while writing it into the store).
+/// Reads exactly `target.len()` bytes into `target`, feeding each piece to `observe` after it
+/// is written (the receiver hashes data this way while writing it into the store).
+///
+/// Reads go straight into `target` (the created object's shared memory): over QUIC quinn
+/// copies from its receive buffer into it, over TLS rustls decrypts into it; either way the
+/// one copy the design allows, and no intermediate allocation.
 pub async fn read_into(
     recv: &mut RecvStream,
     target: &mut [u8],
     idle_timeout: Duration,
     mut observe: impl FnMut(&[u8]),
 ) -> Result<(), ExchangeError> {
+    use tokio::io::AsyncReadExt;
+    /// Largest single read: bounds how long one read may take against the idle timeout.
+    const READ_PIECE: usize = 4 * 1024 * 1024;
     let mut filled = 0;
     while filled < target.len() {
-        let chunk = read_chunk(recv, target.len() - filled, idle_timeout)
-            .await?
-            .ok_or(ExchangeError::Truncated)?;
-        let end = filled + chunk.len();
+        let end = (filled + READ_PIECE).min(target.len());
         let slot = target.get_mut(filled..end).ok_or(ExchangeError::Overrun)?;
-        slot.copy_from_slice(&chunk);
-        observe(slot);
-        filled = end;
+        let read = match tokio::time::timeout(idle_timeout, recv.read(slot)).await {
+            Ok(result) => result?,
+            Err(_) => return Err(ExchangeError::Timeout(idle_timeout)),
+        };
+        if read == 0 {
+            return Err(ExchangeError::Truncated);
+        }
+        if let Some(written) = slot.get(..read) {
+            observe(written);
+        }
+        filled += read;
     }
     Ok(())
 }

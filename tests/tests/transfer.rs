@@ -550,3 +550,75 @@ async fn sync_of_65536_objects_large() {
         verify(&mut dest, *id, 16, 0);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_connections_refuses_the_next_connection_cleanly() {
+    let source = Server::embedded(16 * MIB);
+    let mut config = ServerConfig::embedded(16 * MIB);
+    config.extra = vec!["-c".into(), "1".into()];
+    let destination = Server::start(config);
+    let id = oid(19, 1);
+    put(&mut source.store(), id, 100, 0);
+
+    let first = client(destination.addr).await;
+    let second = stream::Client::builder()
+        .insecure()
+        .transport(stream::TransportMode::Quic)
+        .connect(destination.addr)
+        .await;
+    let refused = match second {
+        Err(_) => true,
+        // A handshake may complete before the refusal shows; the first exchange fails then.
+        Ok(second) => second
+            .sync(vec![PeerRequest::Copy {
+                from: source.addr,
+                objects: vec![oid(19, 2)],
+            }])
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a second connection beyond -c 1 must be refused");
+    // The first is unaffected.
+    let report = first
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    verify(&mut destination.store(), id, 100, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_over_tls_on_tcp() {
+    let source = Server::embedded(16 * MIB);
+    let destination = Server::embedded(16 * MIB);
+    let ids: Vec<_> = (0..3).map(|n| oid(24, n)).collect();
+    for id in &ids {
+        put(&mut source.store(), *id, 70_000, 1);
+    }
+    let client = stream::Client::builder()
+        .insecure()
+        .transport(stream::TransportMode::Tcp)
+        .connect(destination.addr)
+        .await
+        .unwrap();
+    assert_eq!(client.connection_kind(), stream::ConnectionKind::Tcp);
+    // Several exchanges in a row over the recycled socket.
+    for id in &ids {
+        let report = client
+            .sync(vec![PeerRequest::Copy {
+                from: source.addr,
+                objects: vec![*id],
+            }])
+            .await
+            .unwrap();
+        assert!(report.is_success(), "{report:?}");
+    }
+    let pulled = client.copy(&ids).await.unwrap();
+    assert_eq!(pulled.len(), 3);
+    for id in &ids {
+        verify(&mut destination.store(), *id, 70_000, 1);
+    }
+}
