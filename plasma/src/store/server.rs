@@ -427,6 +427,8 @@ fn handle_request(
 /// The running listener and the sockets of live connections (to close them on stop).
 pub(super) struct ServerHandle {
     path: PathBuf,
+    /// A second handle on the listening socket, to wake `accept` on stop.
+    listener: UnixListener,
     accept: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
     live: Arc<Mutex<HashMap<ClientId, UnixStream>>>,
@@ -441,6 +443,7 @@ impl ServerHandle {
             Err(e) => return Err(e),
         }
         let listener = UnixListener::bind(path)?;
+        let waker = listener.try_clone()?;
         let live: Arc<Mutex<HashMap<ClientId, UnixStream>>> = Arc::default();
         let accept = {
             let shared = shared.clone();
@@ -452,6 +455,7 @@ impl ServerHandle {
         info!(socket = %path.display(), "serving the Plasma protocol");
         Ok(Self {
             path: path.to_path_buf(),
+            listener: waker,
             accept: Some(accept),
             shared,
             live,
@@ -460,7 +464,10 @@ impl ServerHandle {
 
     /// Stops accepting, closes every connection and removes the socket file.
     pub(super) fn stop(mut self) {
-        // The shutdown flag is already set; a connection wakes the accept loop to see it.
+        // The shutdown flag is already set. Shutting the listening socket down makes a blocked
+        // `accept` return on Linux (even if the socket file was already removed by someone);
+        // a connection attempt is the fallback.
+        let _ = rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Both);
         let _ = UnixStream::connect(&self.path);
         if let Some(t) = self.accept.take() {
             let _ = t.join();
@@ -487,6 +494,7 @@ fn accept_loop(
         }
         let stream = match accepted {
             Ok((s, _)) => s,
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return,
             Err(e) => {
                 // E.g. out of fds: back off instead of spinning.
                 warn!(error = %e, "accept failed");
