@@ -76,6 +76,11 @@ impl MessageReader {
         self.next(decode).await?.ok_or(ExchangeError::Truncated)
     }
 
+    /// The bytes received but not yet consumed (e.g. a refused message, to read its header).
+    pub fn buffered(&self) -> &[u8] {
+        &self.buffered
+    }
+
     /// The first byte of the next message, without consuming it; `None` at a clean end.
     pub async fn peek_byte(&mut self) -> Result<Option<u8>, ExchangeError> {
         if self.buffered.is_empty() {

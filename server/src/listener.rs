@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use plasma_store::ObjectStore;
-use plasma_stream_protocol::wire::{StreamRequest, SyncReport};
+use plasma_stream_protocol::wire::{StreamRequest, SyncReport, SyncRequest};
 use plasma_stream_transport::{Connection, Endpoint, Incoming, RecvStream, SendStream};
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -98,6 +98,13 @@ async fn serve_exchange<S: ObjectStore>(
             Err(error) => Err(error),
         };
         if let Err(error) = result {
+            if let Some(report) = refusal_report(&error, reader.buffered()) {
+                // A well-formed SYNC that breaks a rule with a documented code (a duplicate ID:
+                // 0x80): answer it with that code for every peer request, then end the stream.
+                warn!(%error, "refusing SYNC");
+                let _ = write_report(&mut send, &report, node.idle_timeout).await;
+                return;
+            }
             match error {
                 ExchangeError::Decode(_) | ExchangeError::MessageTooLong { .. } => {
                     warn!(%error, "malformed request; dropping the stream")
@@ -108,6 +115,17 @@ async fn serve_exchange<S: ObjectStore>(
             return;
         }
     }
+}
+
+/// The report refusing a whole SYNC, when the decode error has a documented status code and
+/// the bytes declare how many peer requests the SYNC had.
+fn refusal_report(error: &ExchangeError, buffered: &[u8]) -> Option<SyncReport> {
+    let ExchangeError::Decode(decode) = error else {
+        return None;
+    };
+    let status = decode.status()?;
+    let count = SyncRequest::declared_peer_request_count(buffered)?;
+    Some(SyncReport::refused(count as usize, status))
 }
 
 async fn write_report(

@@ -55,8 +55,23 @@ pub async fn run_sync<S: ObjectStore>(node: &Arc<Node<S>>, request: SyncRequest)
         let span = info_span!("peer_request", index, peer = %peer_request.from(), kind = %peer_request.kind());
         run_peer_request(node.clone(), peer_request, pending).instrument(span)
     });
+    let started = std::time::Instant::now();
     let peer_reports = futures_util::future::join_all(reports).await;
-    SyncReport { peer_reports }
+    let report = SyncReport { peer_reports };
+    let outcomes = report.peer_reports.iter().flat_map(|p| &p.objects);
+    let arrived = outcomes.clone().filter(|o| o.status.is_success()).count();
+    let bytes: u64 = outcomes.map(|o| o.bytes_moved).sum();
+    let seconds = started.elapsed().as_secs_f64();
+    info!(
+        arrived,
+        objects,
+        bytes,
+        seconds,
+        mib_per_s = bytes as f64 / seconds.max(1e-9) / 1_048_576.0,
+        success = report.is_success(),
+        "SYNC done"
+    );
+    report
 }
 
 async fn prepare<S: ObjectStore>(node: &Node<S>, peer_request: &PeerRequest) -> Vec<Pending> {
