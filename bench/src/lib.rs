@@ -7,6 +7,7 @@
 //! scenarios and keeps every result.
 //!
 //! Modules, one idea each:
+//! - [`goals`]: issue 6's goals checked against a run;
 //! - [`report`]: samples, medians, ratios, text and Markdown tables;
 //! - [`memory`]: peak `RssAnon` of processes, sampled;
 //! - [`shm`]: memfd regions, so peers hold bytes in shared memory as a store does;
@@ -18,6 +19,7 @@
 //! - [`scenarios`]: what each scenario moves and with which systems, and the runner.
 
 pub mod client;
+pub mod goals;
 pub mod memory;
 pub mod netns;
 pub mod objects;

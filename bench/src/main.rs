@@ -228,6 +228,8 @@ fn run_benchmarks(cli: &Cli) -> Result<(), BenchError> {
         results.push(result);
     }
     drop(pair); // tear the namespaces down before writing files
+    let goals = plasma_stream_bench::goals::render(&plasma_stream_bench::goals::check(&results));
+    print!("\n{goals}");
 
     let mut md = format!(
         "### {started}{}\n\nCommand: `{command}`\n\n{}\n\n",
@@ -237,6 +239,7 @@ fn run_benchmarks(cli: &Cli) -> Result<(), BenchError> {
     for r in &results {
         md.push_str(&render_markdown(r));
     }
+    md.push_str(&goals);
     let results_dir = workspace_root().join("bench/results");
     std::fs::create_dir_all(&results_dir)?;
     let stamp: String = started
