@@ -49,6 +49,18 @@ impl ChildGuard {
     ) -> Result<Self, BenchError> {
         let name = name.into();
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        // If the harness dies (Ctrl-C, kill), its servers and peers die with it instead of
+        // holding ports and GiBs of store memory. (Children are started from the main thread,
+        // whose exit is what the kernel watches.)
+        // SAFETY: prctl is async-signal-safe and touches only the child being started.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         match stderr_to {
             Some(f) => cmd.stderr(f),
             None => cmd.stderr(Stdio::inherit()),
