@@ -405,6 +405,28 @@ async fn pinned_fingerprints_between_servers_and_client() {
     assert!(report.is_success(), "{report:?}");
     verify(&mut destination.store(), id, 1234, 4);
 
+    // A peer the destination does not trust: 0x90, and its log says how to trust it.
+    let mut untrusting = ServerConfig::embedded(16 * MIB);
+    untrusting.insecure = false;
+    untrusting.trust = vec![client_fp.clone()];
+    let untrusting = Server::start(untrusting);
+    let client_of_untrusting = stream::Client::builder()
+        .identity_dir(dirs[2].path())
+        .trust_fingerprint(untrusting.fingerprint.parse().unwrap())
+        .connect(untrusting.addr)
+        .await
+        .unwrap();
+    let report = client_of_untrusting
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert_eq!(report.peer_reports[0].status, Status::PeerConnectionFailed);
+    let log = untrusting.process.log();
+    assert!(log.contains(&format!("--trust {source_fp}")), "{log}");
+
     // A client the server does not trust is refused.
     let stranger = tempfile::tempdir().unwrap();
     let refused = async {

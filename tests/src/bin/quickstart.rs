@@ -61,6 +61,10 @@ fn main() -> ExitCode {
             .insecure()
             .connect(destination.addr)
             .await?;
+        println!(
+            "  client connected to the destination over {}",
+            client.connection_kind()
+        );
         client
             .sync(vec![PeerRequest::Copy {
                 from: source.addr,
