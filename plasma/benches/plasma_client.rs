@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use plasma_store::digest::Digester;
 use plasma_store::{ObjectId, ObjectStore, PlasmaClient, StorePool};
 
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 11;
 const CASES: [(&str, usize, usize); 2] = [("4KiB", 4096, 2000), ("16MiB", 16 << 20, 24)];
 
 /// How much a streaming writer copies (and hashes) at a time.
