@@ -90,6 +90,22 @@ impl OffsetAllocator {
         self.free_bytes == self.managed_bytes
     }
 
+    /// The free ranges that overlap `[start, end)`, clipped to it.
+    pub fn free_within(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
+        let first = self
+            .free
+            .range(..=start)
+            .next_back()
+            .map_or(start, |(&o, _)| o);
+        self.free
+            .range(first..end)
+            .filter_map(|(&o, &l)| {
+                let (s, e) = (o.max(start), (o + l).min(end));
+                (s < e).then_some((s, e - s))
+            })
+            .collect()
+    }
+
     /// The largest single free range (what the next allocation can get at most).
     pub fn largest_free(&self) -> u64 {
         self.free.values().copied().max().unwrap_or(0)
@@ -117,6 +133,16 @@ mod tests {
         assert_eq!(len, 64 * 99);
         assert!(a.is_empty());
         assert_eq!(a.largest_free(), 64 * 99);
+    }
+
+    #[test]
+    fn free_within_clips_to_the_window() {
+        let mut a = OffsetAllocator::new(0, 64 * 10);
+        let x = a.allocate(64 * 3).unwrap();
+        let _y = a.allocate(64).unwrap();
+        a.free(x, 64 * 3);
+        assert_eq!(a.free_within(64, 64 * 6), vec![(64, 128), (256, 128)]);
+        assert_eq!(a.free_within(192, 256), Vec::<(u64, u64)>::new());
     }
 
     #[test]

@@ -200,6 +200,11 @@ fn run_timer(shared: &Shared) {
             continue;
         }
         let notes_pending = state.flush_subscribers();
+        let next_punch = state.punch_freed(now);
+        let next = match (next, next_punch) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let mut wait = next.map_or(Duration::from_secs(1), |t| t.saturating_duration_since(now));
         if notes_pending {
             wait = wait.min(Duration::from_millis(10));

@@ -6,9 +6,9 @@
 //! Semantics follow the protocol notes §5 (what pyarrow 11's `plasma_store` does), except that
 //! input that would abort the real store is reported as an error to the caller instead.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, warn};
 
@@ -243,6 +243,20 @@ pub struct StoreState {
     next_waiter: WaiterId,
     subscribers: BTreeMap<ClientId, Subscriber>,
     encode_notification: NotificationEncoder,
+    /// Freed page ranges to punch out of their arenas once due (oldest first).
+    pending_punches: VecDeque<PendingPunch>,
+}
+
+/// How long freed pages stay resident before they are handed back to the kernel (if still
+/// free). Re-faulting zeroed pages costs about as much as copying the data, so a store that
+/// frees and re-creates objects quickly would be several times slower if it punched at once.
+pub const PUNCH_DELAY: Duration = Duration::from_secs(2);
+
+struct PendingPunch {
+    due: Instant,
+    arena: SegmentKey,
+    start: u64,
+    end: u64,
 }
 
 fn unix_seconds() -> i64 {
@@ -271,6 +285,7 @@ impl StoreState {
             next_waiter: 1,
             subscribers: BTreeMap::new(),
             encode_notification,
+            pending_punches: VecDeque::new(),
         };
         state
             .clients
@@ -771,23 +786,27 @@ impl StoreState {
         self.allocated -= entry.size();
         let first_key = self.arenas.keys().next().copied();
         if let Some(slot) = self.arenas.get_mut(&entry.arena_key) {
-            let (free_start, free_len) = slot.alloc.free(entry.offset, entry.alloc_size);
-            // Hand back the pages this object touched that are now wholly free: its own range
-            // widened to page boundaries, clipped to the free range around it. (Punching the
-            // whole free range would rescan already-empty gigabytes on every free.)
-            let start = (entry.offset / PAGE_SIZE * PAGE_SIZE).max(free_start);
-            let end = (entry.offset + entry.alloc_size)
-                .div_ceil(PAGE_SIZE)
-                .saturating_mul(PAGE_SIZE)
-                .min(free_start + free_len);
-            if let Err(e) = slot.arena.punch_hole(start, end.saturating_sub(start)) {
-                warn!(error = %e, "cannot punch a hole in the arena");
-            }
-            // Extra arenas go away when empty: their memory is returned (holes punched), and
-            // clients that still map them keep only an empty mapping.
+            slot.alloc.free(entry.offset, entry.alloc_size);
             if slot.alloc.is_empty() && Some(entry.arena_key) != first_key {
+                // Extra arenas go away when empty. Punch the whole file first: clients that
+                // mapped it keep the file alive, but then only as an empty mapping.
+                if let Err(e) = slot.arena.punch_hole(0, slot.arena.len()) {
+                    warn!(error = %e, "cannot punch a hole in the arena");
+                }
                 self.arenas.remove(&entry.arena_key);
                 debug!(key = entry.arena_key, "dropped empty arena");
+            } else {
+                // Hand the object's pages back to the kernel a little later, if they are still
+                // free then: memory freed and soon reused (the common create/delete cycle)
+                // keeps its pages instead of being zero-filled again on every fault.
+                self.pending_punches.push_back(PendingPunch {
+                    due: Instant::now() + PUNCH_DELAY,
+                    arena: entry.arena_key,
+                    start: entry.offset / PAGE_SIZE * PAGE_SIZE,
+                    end: (entry.offset + entry.alloc_size)
+                        .div_ceil(PAGE_SIZE)
+                        .saturating_mul(PAGE_SIZE),
+                });
             }
         }
         if announce && entry.digest.is_some() {
@@ -860,6 +879,28 @@ impl StoreState {
         self.subscribers
             .retain(|_, s| s.flush() != FlushOutcome::Dead);
         self.subscribers.values().any(|s| s.has_pending())
+    }
+
+    /// Punches out the freed page ranges that are due and still free; returns when the next
+    /// one is due.
+    pub fn punch_freed(&mut self, now: Instant) -> Option<Instant> {
+        while let Some(p) = self.pending_punches.front() {
+            if p.due > now {
+                return Some(p.due);
+            }
+            let Some(p) = self.pending_punches.pop_front() else {
+                break;
+            };
+            let Some(slot) = self.arenas.get(&p.arena) else {
+                continue;
+            };
+            for (start, len) in slot.alloc.free_within(p.start, p.end) {
+                if let Err(e) = slot.arena.punch_hole(start, len) {
+                    warn!(error = %e, "cannot punch a hole in the arena");
+                }
+            }
+        }
+        None
     }
 
     /// Free text for GetDebugString.

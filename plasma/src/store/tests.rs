@@ -227,10 +227,21 @@ fn freed_pages_are_handed_back() {
     let p = loc.arena.ptr(loc.offset, loc.data_size).unwrap();
     unsafe { std::ptr::write_bytes(p, 0xEE, loc.data_size as usize) };
     s.abort(1, oid(1)).unwrap();
+    // Not yet due: the pages stay (a quick re-create reuses them without faults).
+    s.punch_freed(Instant::now());
+    let p = loc.arena.ptr(loc.offset + 4096, 1).unwrap();
+    assert_eq!(unsafe { *p }, 0xEE);
+    s.punch_freed(Instant::now() + super::state::PUNCH_DELAY + Duration::from_secs(1));
     let loc2 = s.create(1, oid(2), 8 << 20, 0, true).unwrap();
     assert_eq!(loc2.offset, loc.offset);
     let p = loc2.arena.ptr(loc2.offset + 4096, 1).unwrap();
     assert_eq!(unsafe { *p }, 0, "page was punched out and reads as zero");
+    // A range reused before its punch is due is left alone.
+    unsafe { std::ptr::write_bytes(p, 0xDD, 1) };
+    s.abort(1, oid(2)).unwrap();
+    let _loc3 = s.create(1, oid(3), 8 << 20, 0, true).unwrap();
+    s.punch_freed(Instant::now() + super::state::PUNCH_DELAY + Duration::from_secs(1));
+    assert_eq!(unsafe { *p }, 0xDD, "in use again: not punched");
 }
 
 #[test]
