@@ -6,7 +6,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{scenarios, start_store_process, RunningStore};
+use support::{scenarios, start_embedded_in_process, start_store_process, RunningStore};
 
 const MIB: u64 = 1 << 20;
 
@@ -67,4 +67,32 @@ fn rust_and_pyarrow_interoperate_through_embedded_store() {
     ];
     scenarios::rust_to_pyarrow(&start_ours, 300 * MIB, &sizes);
     scenarios::pyarrow_to_rust(&start_ours, 300 * MIB, &sizes);
+}
+
+// The same scenarios against the store started in this process (`EmbeddedStore::start`), the
+// way the stream server runs it with `--embedded-store`.
+
+#[test]
+fn basic_operations_against_in_process_store() {
+    scenarios::basic_operations(&start_embedded_in_process);
+}
+
+#[test]
+fn get_timeouts_against_in_process_store() {
+    scenarios::get_timeouts(&start_embedded_in_process);
+}
+
+#[test]
+fn delete_outcomes_against_in_process_store() {
+    scenarios::delete_outcomes(&start_embedded_in_process);
+}
+
+#[test]
+fn store_stopped_mid_session_against_in_process_store() {
+    scenarios::store_killed(&start_embedded_in_process);
+}
+
+#[test]
+fn async_pool_against_in_process_store() {
+    scenarios::pool_operations(&start_embedded_in_process);
 }

@@ -12,6 +12,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Starts the embedded store inside this test process (`EmbeddedStore::start`), serving a
+/// socket in a fresh temporary directory. Stopping it closes every connection.
+pub fn start_embedded_in_process(capacity: u64) -> RunningStore {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("plasma.sock");
+    let store = plasma_store::store::EmbeddedStore::start(plasma_store::store::StoreConfig::new(
+        &socket, capacity,
+    ))
+    .expect("start the embedded store in-process");
+    RunningStore::new(socket, dir, Box::new(move || drop(store)))
+}
+
 /// Starts a store with `capacity` bytes and returns it once its socket accepts connections.
 pub type StoreLauncher = dyn Fn(u64) -> RunningStore;
 

@@ -1,0 +1,122 @@
+//! The embedded store's in-process handle and its socket clients see the same objects: what
+//! the stream server writes through the handle, a Plasma client reads over the socket, and the
+//! other way round. Plus many socket clients at once.
+
+use std::time::Duration;
+
+use plasma_store::digest::object_digest;
+use plasma_store::store::{EmbeddedStore, StoreConfig};
+use plasma_store::{ObjectId, ObjectStore, PlasmaClient};
+
+fn start(capacity: u64) -> (EmbeddedStore, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plasma.sock");
+    let store = EmbeddedStore::start(StoreConfig::new(&path, capacity)).unwrap();
+    (store, dir, path)
+}
+
+fn oid(n: u32) -> ObjectId {
+    let mut id = [7u8; 20];
+    id[..4].copy_from_slice(&n.to_le_bytes());
+    ObjectId(id)
+}
+
+#[test]
+fn handle_writes_socket_reads_and_back() {
+    let (store, _dir, path) = start(64 << 20);
+    let handle = store.handle();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    rt.block_on(async {
+        let mut object = handle.create(oid(1), data.len() as u64, 2).await.unwrap();
+        object.data_mut().copy_from_slice(&data);
+        object.metadata_mut().copy_from_slice(b"md");
+        object.seal(object_digest(&data, b"md")).await.unwrap();
+    });
+    let mut client = PlasmaClient::connect(&path).unwrap();
+    let got = client.get(&[oid(1)], Some(Duration::from_secs(1))).unwrap();
+    let object = got[0]
+        .as_ref()
+        .expect("sealed by the handle, seen on the socket");
+    assert_eq!(&object.data[..], &data[..]);
+    assert_eq!(&object.metadata[..], b"md");
+    let listed = client.list().unwrap();
+    let info = listed.iter().find(|i| i.object_id == oid(1)).unwrap();
+    assert_eq!(info.digest, Some(object_digest(&data, b"md")));
+    drop(got);
+
+    // The socket client writes; the handle waits for it and reads it zero-copy.
+    let waiter = {
+        let handle = handle.clone();
+        rt.spawn(async move { handle.get(vec![oid(2)], Duration::from_secs(10)).await })
+    };
+    let mut created = client.create(oid(2), 5, 0).unwrap();
+    created.data_mut().copy_from_slice(b"hello");
+    client.seal(created).unwrap();
+    let got = rt.block_on(waiter).unwrap().unwrap();
+    let object = got[0]
+        .as_ref()
+        .expect("the handle's Get completes on the socket's seal");
+    assert_eq!(&object.data[..], b"hello");
+    // While the handle holds it, a socket Delete is only scheduled.
+    let outcome = client.delete(&[oid(2)]).unwrap();
+    assert_eq!(outcome, vec![plasma_store::DeleteOutcome::Scheduled]);
+    assert!(client.contains(oid(2)).unwrap());
+    drop(got);
+    assert!(
+        !client.contains(oid(2)).unwrap(),
+        "deleted when the handle let go"
+    );
+}
+
+#[test]
+fn many_clients_at_once() {
+    let (_store, _dir, path) = start(256 << 20);
+    let threads: Vec<_> = (0..8u32)
+        .map(|t| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut writer = PlasmaClient::connect(&path).unwrap();
+                let mut reader = PlasmaClient::connect(&path).unwrap();
+                for i in 0..100u32 {
+                    let id = oid(t * 1000 + i);
+                    let len = 1 + (i as usize * 4099) % 200_000;
+                    let mut object = writer.create(id, len as u64, 1).unwrap();
+                    object.data_mut().fill(t as u8);
+                    object.metadata_mut()[0] = i as u8;
+                    writer.seal(object).unwrap();
+                    let got = reader.get(&[id], Some(Duration::from_secs(5))).unwrap();
+                    let object = got[0].as_ref().unwrap();
+                    assert_eq!(object.data.len(), len);
+                    assert!(object.data.iter().all(|&b| b == t as u8));
+                    assert_eq!(object.metadata[0], i as u8);
+                    drop(got);
+                    if i % 2 == 0 {
+                        writer.delete(&[id]).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut client = PlasmaClient::connect(&path).unwrap();
+    // The other clients' disconnects are processed by their own connection threads: poll.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed = client.list().unwrap();
+        assert_eq!(listed.len(), 8 * 50);
+        if listed.iter().all(|i| i.ref_count == 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "references left behind"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
