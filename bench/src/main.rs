@@ -264,15 +264,23 @@ fn run_benchmarks(cli: &Cli) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// One line describing the machine: CPUs, kernel, and the release profile.
+/// One line describing the code (git commit) and the machine: CPUs, kernel, profile.
 fn machine_line() -> String {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(workspace_root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
     format!(
-        "Machine: {cpus} vCPU, Linux {}, release profile; shared with other builds (noisy: \
-         compare ratios within this run).",
+        "Code: commit `{commit}`. Machine: {cpus} vCPU, Linux {}, release profile; shared with \
+         other builds (noisy: compare ratios within this run).",
         kernel.trim()
     )
 }
