@@ -6,7 +6,9 @@ mod support;
 
 use std::path::Path;
 
-use support::{scenarios, start_embedded_in_process, start_store_process, RunningStore};
+use support::{
+    scenarios, spawn_store_at, start_embedded_in_process, start_store_process, RunningStore,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -67,6 +69,18 @@ fn rust_and_pyarrow_interoperate_through_embedded_store() {
     ];
     scenarios::rust_to_pyarrow(&start_ours, 300 * MIB, &sizes);
     scenarios::pyarrow_to_rust(&start_ours, 300 * MIB, &sizes);
+}
+
+#[test]
+fn async_pool_survives_an_embedded_store_restart() {
+    scenarios::pool_survives_store_restart(&start_ours, &|socket, capacity| {
+        spawn_store_at(
+            Path::new(env!("CARGO_BIN_EXE_plasma-store")),
+            socket,
+            capacity,
+            &[],
+        )
+    });
 }
 
 // The same scenarios against the store started in this process (`EmbeddedStore::start`), the

@@ -4,7 +4,7 @@
 mod support;
 
 use support::scenarios;
-use support::start_pyarrow_store;
+use support::{spawn_pyarrow_store_at, start_pyarrow_store};
 
 const MIB: u64 = 1 << 20;
 const GB: u64 = 1_000_000_000;
@@ -84,4 +84,10 @@ fn store_killed_mid_session_is_an_error() {
 #[ignore = "needs pyarrow 11's plasma_store (.ci/run installs it)"]
 fn async_pool_against_pyarrow_store() {
     scenarios::pool_operations(&start_pyarrow_store);
+}
+
+#[test]
+#[ignore = "needs pyarrow 11's plasma_store (.ci/run installs it)"]
+fn async_pool_survives_a_pyarrow_store_restart() {
+    scenarios::pool_survives_store_restart(&start_pyarrow_store, &spawn_pyarrow_store_at);
 }

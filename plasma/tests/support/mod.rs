@@ -27,6 +27,12 @@ pub fn start_embedded_in_process(capacity: u64) -> RunningStore {
 /// Starts a store with `capacity` bytes and returns it once its socket accepts connections.
 pub type StoreLauncher = dyn Fn(u64) -> RunningStore;
 
+/// Stops (kills) a store started by [`spawn_store_at`].
+pub type StoreStopper = Box<dyn FnOnce() + Send>;
+
+/// Starts a store of a capacity on a given socket path (e.g. to restart one).
+pub type StoreRelauncher = dyn Fn(&Path, u64) -> StoreStopper;
+
 /// A store started for one test. Stopped (killed) when dropped.
 pub struct RunningStore {
     pub socket: PathBuf,
@@ -120,20 +126,43 @@ pub fn start_store_process(program: &Path, capacity: u64, extra_args: &[&str]) -
         .tempdir()
         .expect("tempdir");
     let socket = dir.path().join("plasma.sock");
-    let log = std::fs::File::create(dir.path().join("store.log")).expect("store log");
+    let stop = spawn_store_at(program, &socket, capacity, extra_args);
+    RunningStore::new(socket, dir, stop)
+}
+
+/// Starts a store program on a given socket path (e.g. again after killing one there) and
+/// waits until it listens; returns the function that kills it. Its stderr is appended to
+/// `store.log` next to the socket.
+pub fn spawn_store_at(
+    program: &Path,
+    socket: &Path,
+    capacity: u64,
+    extra_args: &[&str],
+) -> StoreStopper {
+    let log_path = socket.with_file_name("store.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .expect("store log");
     let mut child = Command::new(program)
         .arg("-m")
         .arg(capacity.to_string())
         .arg("-s")
-        .arg(&socket)
+        .arg(socket)
         .args(extra_args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
-    wait_for_socket(&socket, &mut child);
-    RunningStore::new(socket, dir, Box::new(move || kill_child(child)))
+    wait_for_socket(socket, &mut child);
+    Box::new(move || kill_child(child))
+}
+
+/// Starts pyarrow's `plasma_store` on a given socket path; returns the function that kills it.
+pub fn spawn_pyarrow_store_at(socket: &Path, capacity: u64) -> StoreStopper {
+    spawn_store_at(&plasma_store_binary(), socket, capacity, &[])
 }
 
 fn kill_child(mut child: Child) {

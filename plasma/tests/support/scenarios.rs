@@ -12,7 +12,7 @@ use plasma_store::{
 };
 use sha2::{Digest as _, Sha256};
 
-use super::{oid, pattern, run_python, RunningStore, StoreLauncher, PY_PATTERN};
+use super::{oid, pattern, run_python, RunningStore, StoreLauncher, StoreRelauncher, PY_PATTERN};
 
 const MB: u64 = 1_000_000;
 
@@ -598,5 +598,59 @@ pub fn pool_operations(launch: &StoreLauncher) {
             .expect_err("store is gone");
         assert!(!err.to_string().is_empty());
         assert!(pool.contains(id).await.is_err());
+    });
+}
+
+/// A store restarted on the same socket: the pool's requests fail while it is down, then the
+/// pool reconnects by itself and works with the new store. `relaunch` starts a store on the
+/// given socket path and returns the function that stops it.
+pub fn pool_survives_store_restart(launch: &StoreLauncher, relaunch: &StoreRelauncher) {
+    let mut store = launch(10 * MB);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let pool = StorePool::connect(&store.socket, 2, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let before = oid("restart", 0);
+        let mut object = pool.create(before, 3, 0).await.unwrap();
+        object.data_mut().copy_from_slice(b"old");
+        object.seal(object_digest(b"old", b"")).await.unwrap();
+        let held = pool.get(vec![before], Duration::ZERO).await.unwrap();
+
+        store.kill();
+        assert!(pool.contains(before).await.is_err(), "store is down");
+        // Bytes got from the old store stay readable (the mapping outlives the store).
+        assert_eq!(&held[0].as_ref().unwrap().data[..], b"old");
+        drop(held);
+
+        let stop = relaunch(&store.socket, 10 * MB);
+        // Each connection reconnects on its next request; allow one failure per connection.
+        let mut attempts = 0;
+        let after = oid("restart", 1);
+        let mut object = loop {
+            attempts += 1;
+            match pool.create(after, 3, 0).await {
+                Ok(object) => break object,
+                Err(e) => assert!(attempts <= 3, "pool did not reconnect: {e}"),
+            }
+        };
+        object.data_mut().copy_from_slice(b"new");
+        object.seal(object_digest(b"new", b"")).await.unwrap();
+        for _ in 0..4 {
+            // Every connection (whichever serves the call) sees the new store.
+            let got = pool.get(vec![after, before], Duration::ZERO).await;
+            if let Ok(got) = got {
+                assert_eq!(&got[0].as_ref().unwrap().data[..], b"new");
+                assert!(got[1].is_none(), "the old store's object is gone");
+            }
+        }
+        let got = pool.get(vec![after], Duration::ZERO).await.unwrap();
+        assert_eq!(&got[0].as_ref().unwrap().data[..], b"new");
+        drop(got);
+        stop();
     });
 }
