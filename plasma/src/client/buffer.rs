@@ -6,6 +6,7 @@
 //! release (or abort) to the connection's [`PendingQueue`] and calls its waker, and the
 //! connection's owner sends the messages before its next request or when woken.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -29,6 +30,9 @@ type Waker = Box<dyn Fn() + Send + Sync>;
 pub struct PendingQueue {
     items: Mutex<Vec<Pending>>,
     waker: Mutex<Option<Waker>>,
+    /// Set once the owner has been woken and has not taken the queue since: a burst of drops
+    /// wakes the owner once.
+    woken: AtomicBool,
 }
 
 impl PendingQueue {
@@ -38,6 +42,9 @@ impl PendingQueue {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(item);
+        if self.woken.swap(true, Ordering::AcqRel) {
+            return;
+        }
         if let Some(wake) = self
             .waker
             .lock()
@@ -50,6 +57,8 @@ impl PendingQueue {
 
     /// Takes everything queued so far.
     pub(crate) fn take(&self) -> Vec<Pending> {
+        // Cleared before taking: anything pushed from now on wakes the owner again.
+        self.woken.store(false, Ordering::Release);
         std::mem::take(
             &mut *self
                 .items
