@@ -128,6 +128,7 @@ async fn serve<S: ObjectStore>(
         congestion: options.congestion,
         max_connections: options.max_connections,
         legacy_tcp: options.legacy_tcp,
+        send_fairness: options.send_fairness,
         ..TransportConfig::default()
     };
     let fingerprint = identity.fingerprint();

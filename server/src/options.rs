@@ -66,6 +66,12 @@ pub struct Options {
     #[arg(long)]
     pub legacy_tcp: bool,
 
+    /// Share the QUIC send window between object streams round-robin (quinn's send fairness).
+    /// Off by default: objects then complete one after another instead of all near the end,
+    /// while a loss on one stream still does not stall the others.
+    #[arg(long)]
+    pub send_fairness: bool,
+
     /// Object streams in flight per peer request.
     #[arg(long, default_value_t = 32)]
     pub streams_per_peer: usize,

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use futures_util::stream::{self, StreamExt};
 use plasma_store::ObjectStore;
 use plasma_stream_protocol::wire::{ObjectOutcome, PeerReport, SyncReport, SyncRequest};
-use plasma_stream_protocol::{PeerRequest, Status};
+use plasma_stream_protocol::{PeerRequest, Status, TransferKind};
+use plasma_stream_transport::Connection;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::inflight::Claim;
@@ -48,7 +49,7 @@ pub async fn run_sync<S: ObjectStore>(node: &Arc<Node<S>>, request: SyncRequest)
     // Claim every ID first, for the whole SYNC, so concurrent SYNCs see them at once.
     let mut prepared = Vec::with_capacity(peer_count);
     for peer_request in request.peer_requests {
-        let pending = prepare(node, &peer_request).await;
+        let pending = prepare(node, &peer_request);
         prepared.push((peer_request, pending));
     }
     let reports = prepared.into_iter().enumerate().map(|(index, (peer_request, pending))| {
@@ -74,30 +75,86 @@ pub async fn run_sync<S: ObjectStore>(node: &Arc<Node<S>>, request: SyncRequest)
     report
 }
 
-async fn prepare<S: ObjectStore>(node: &Node<S>, peer_request: &PeerRequest) -> Vec<Pending> {
-    let mut pending = Vec::with_capacity(peer_request.objects().len());
-    for &id in peer_request.objects() {
-        let done = |status| {
-            Pending::Done(ObjectOutcome {
+/// Claims every object of a peer request as *receiving* (cheap: no store call, so a large
+/// SYNC claims all its IDs at once, before any transfer starts).
+fn prepare<S>(node: &Node<S>, peer_request: &PeerRequest) -> Vec<Pending> {
+    peer_request
+        .objects()
+        .iter()
+        .map(|&id| match node.receiving.claim(id) {
+            Some(claim) => Pending::ToPull(claim),
+            None => Pending::Done(ObjectOutcome {
                 id,
-                status,
+                status: Status::AlreadyReceiving,
                 bytes_moved: 0,
-            })
-        };
-        let Some(claim) = node.receiving.claim(id) else {
-            pending.push(done(Status::AlreadyReceiving));
-            continue;
-        };
-        match node.store.contains(store_id(id)).await {
-            Ok(true) => pending.push(done(Status::AlreadyInStore)),
-            Ok(false) => pending.push(Pending::ToPull(claim)),
-            Err(error) => {
-                warn!(object = %id, %error, "store contains failed");
-                pending.push(done(Status::StoreError));
-            }
+            }),
+        })
+        .collect()
+}
+
+/// One claimed object: 0x81 if the store already has it (checked here, inside the bounded
+/// concurrency, so the store calls of a large SYNC overlap), otherwise pulled.
+async fn check_and_pull<S: ObjectStore>(
+    node: &Node<S>,
+    connection: &Connection,
+    kind: TransferKind,
+    claim: Claim,
+) -> ObjectOutcome {
+    let id = claim.id();
+    let done = |status| ObjectOutcome {
+        id,
+        status,
+        bytes_moved: 0,
+    };
+    let outcome = match node.store.contains(store_id(id)).await {
+        Ok(true) => done(Status::AlreadyInStore),
+        Ok(false) => pull_object(node, connection, kind, id).await,
+        Err(error) => {
+            warn!(object = %id, %error, "store contains failed");
+            done(Status::StoreError)
         }
-    }
+    };
+    drop(claim);
+    outcome
+}
+
+/// The outcomes already decided (every entry is `Done`).
+fn done_outcomes(pending: Vec<Pending>) -> Vec<ObjectOutcome> {
     pending
+        .into_iter()
+        .filter_map(|p| match p {
+            Pending::Done(outcome) => Some(outcome),
+            Pending::ToPull(_) => None,
+        })
+        .collect()
+}
+
+/// When the peer cannot be used: objects already here still get 0x81 (that check comes
+/// before connecting, as documented), the others `status`.
+async fn fail_remaining<S: ObjectStore>(
+    node: &Node<S>,
+    pending: Vec<Pending>,
+    status: Status,
+) -> PeerReport {
+    let mut outcomes = Vec::with_capacity(pending.len());
+    for p in pending {
+        outcomes.push(match p {
+            Pending::Done(outcome) => outcome,
+            Pending::ToPull(claim) => {
+                let id = claim.id();
+                let status = match node.store.contains(store_id(id)).await {
+                    Ok(true) => Status::AlreadyInStore,
+                    _ => status,
+                };
+                ObjectOutcome {
+                    id,
+                    status,
+                    bytes_moved: 0,
+                }
+            }
+        });
+    }
+    PeerReport::from_outcomes(outcomes)
 }
 
 async fn run_peer_request<S: ObjectStore>(
@@ -106,38 +163,23 @@ async fn run_peer_request<S: ObjectStore>(
     pending: Vec<Pending>,
 ) -> PeerReport {
     let (kind, peer, _) = peer_request.into_parts();
-    let fail_all = |pending: Vec<Pending>, status: Status| {
-        PeerReport::from_outcomes(
-            pending
-                .into_iter()
-                .map(|p| match p {
-                    Pending::Done(outcome) => outcome,
-                    Pending::ToPull(claim) => ObjectOutcome {
-                        id: claim.id(),
-                        status,
-                        bytes_moved: 0,
-                    },
-                })
-                .collect(),
-        )
-    };
     if !pending.iter().any(|p| matches!(p, Pending::ToPull(_))) {
-        return fail_all(pending, Status::PeerConnectionFailed);
+        return PeerReport::from_outcomes(done_outcomes(pending));
     }
     if node.is_own_address(peer) {
         warn!("refusing a peer request whose peer is this server");
-        return fail_all(pending, Status::PeerConnectionFailed);
+        return fail_remaining(&node, pending, Status::PeerConnectionFailed).await;
     }
     let connection = match node.endpoint.pooled(peer).await {
         Ok(connection) => connection,
         Err(error) => {
             warn!(%error, "cannot connect to the peer");
-            return fail_all(pending, Status::PeerConnectionFailed);
+            return fail_remaining(&node, pending, Status::PeerConnectionFailed).await;
         }
     };
     if connection.peer_fingerprint() == Some(node.fingerprint) {
         warn!("refusing a peer request whose peer is this server (same certificate)");
-        return fail_all(pending, Status::PeerConnectionFailed);
+        return fail_remaining(&node, pending, Status::PeerConnectionFailed).await;
     }
 
     let total = pending.len();
@@ -148,11 +190,7 @@ async fn run_peer_request<S: ObjectStore>(
             async move {
                 let outcome = match pending {
                     Pending::Done(outcome) => outcome,
-                    Pending::ToPull(claim) => {
-                        let outcome = pull_object(node, connection, kind, claim.id()).await;
-                        drop(claim);
-                        outcome
-                    }
+                    Pending::ToPull(claim) => check_and_pull(node, connection, kind, claim).await,
                 };
                 (index, outcome)
             }

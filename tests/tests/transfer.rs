@@ -644,3 +644,29 @@ async fn client_over_tls_on_tcp() {
         verify(&mut destination.store(), *id, 70_000, 1);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn already_present_comes_before_peer_connection_failed() {
+    let destination = Server::embedded(16 * MIB);
+    let unused = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (present, absent) = (oid(25, 1), oid(25, 2));
+    put(&mut destination.store(), present, 10, 0);
+    let report = client(destination.addr)
+        .await
+        .sync(vec![PeerRequest::Copy {
+            from: unused,
+            objects: vec![absent, present],
+        }])
+        .await
+        .unwrap();
+    let objects = &report.peer_reports[0].objects;
+    assert_eq!(
+        objects[0].status,
+        Status::PeerConnectionFailed,
+        "{report:?}"
+    );
+    assert_eq!(objects[1].status, Status::AlreadyInStore, "{report:?}");
+}
