@@ -440,7 +440,11 @@ impl StoreState {
         }
         debug!(object = %id, "sealed");
         self.notify(std::slice::from_ref(&info));
-        Ok(self.wake_waiters(&[id]))
+        let ready = self.wake_waiters(&[id]);
+        // The creator may have released before sealing: then the object is evictable (or due
+        // for its scheduled delete) right away.
+        self.after_unref(id);
+        Ok(ready)
     }
 
     /// Seals several objects, sending one notification listing them all.

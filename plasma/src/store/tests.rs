@@ -381,3 +381,20 @@ fn create_and_seal_batch_leaves_no_reference_and_rolls_back_on_failure() {
     );
     assert!(s.list().iter().all(|i| i.id != oid(3)), "rolled back");
 }
+
+#[test]
+fn released_before_seal_becomes_evictable_at_seal() {
+    let mut s = state(1 << 20, 1 << 20);
+    s.connect(1);
+    s.create(1, oid(1), 10, 0, true).unwrap();
+    s.release(1, oid(1)).unwrap();
+    s.seal(1, oid(1), [0; 8]).unwrap();
+    assert_eq!(s.evict(1), 10);
+    // And a delete scheduled while unsealed runs at the seal if nobody holds it.
+    s.create(1, oid(2), 10, 0, true).unwrap();
+    s.release(1, oid(2)).unwrap();
+    assert_eq!(s.delete(&[oid(2)]), vec![DeleteStatus::NotSealed]);
+    s.seal(1, oid(2), [0; 8]).unwrap();
+    assert!(!s.contains(&oid(2)));
+    assert_eq!(s.allocated(), 0);
+}
