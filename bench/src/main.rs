@@ -199,6 +199,7 @@ fn run_benchmarks(cli: &Cli) -> Result<(), BenchError> {
         "cargo run --release -p plasma-stream-bench --{}{command}",
         if command.is_empty() { "" } else { " " }
     );
+    plasma_stream_bench::catch_interrupts();
     let started = utc_now();
     eprintln!(
         "plasma-stream-bench: {} scenario(s), started {started}",
@@ -222,6 +223,10 @@ fn run_benchmarks(cli: &Cli) -> Result<(), BenchError> {
 
     let mut results: Vec<ScenarioResult> = Vec::new();
     for sc in &selected {
+        if plasma_stream_bench::interrupted() {
+            eprintln!("plasma-stream-bench: interrupted; cleaning up");
+            break;
+        }
         let result = scenarios::run(sc, pair.as_mut());
         print!("{}", render_text(&result));
         let _ = std::io::stdout().flush();

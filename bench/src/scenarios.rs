@@ -328,6 +328,10 @@ pub fn run(sc: &Scenario, pair: Option<&mut NetnsPair>) -> ScenarioResult {
         .collect();
     for round in 0..sc.runs {
         for (system, row) in sc.systems.iter().zip(rows.iter_mut()) {
+            if crate::interrupted() {
+                row.errors.push("interrupted".into());
+                continue;
+            }
             eprintln!(
                 "[{}] {} round {}/{} ...",
                 sc.id,
