@@ -399,3 +399,61 @@ fn disconnect_with_pending_gets_and_unsealed_objects_is_clean() {
     );
     assert_store_works(&t.path);
 }
+
+#[test]
+fn a_client_that_stops_reading_stalls_nobody_else() {
+    let t = start();
+    let mut lazy = Raw::connect(&t.path);
+    lazy.send(&messages::GetRequest {
+        object_ids: vec![oid(42)],
+        timeout_ms: -1,
+    });
+    // Pipeline far more requests than the socket buffers hold, reading none of the replies:
+    // the store's writer for this connection blocks.
+    lazy.0.set_nonblocking(true).unwrap();
+    let request = {
+        let mut frame = Vec::new();
+        write_frame(
+            &mut frame,
+            messages::ContainsRequest::TYPE,
+            &messages::ContainsRequest { object_id: oid(1) }.encode(),
+        )
+        .unwrap();
+        frame
+    };
+    let mut sent = 0usize;
+    let started = Instant::now();
+    while sent < 50_000 && started.elapsed() < Duration::from_secs(5) {
+        match lazy.0.write(&request) {
+            Ok(n) if n == request.len() => sent += 1,
+            Ok(_) => break,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // Sealing the object the lazy client waits for completes promptly for the sealer...
+    let mut sealer = Raw::connect(&t.path);
+    let begin = Instant::now();
+    let r: messages::CreateAndSealReply = sealer.call(&messages::CreateAndSealRequest {
+        object_id: oid(42),
+        evict_if_full: true,
+        data: b"x".to_vec(),
+        metadata: vec![],
+        digest: [0; 8],
+    });
+    assert_eq!(r.error, PlasmaError::Ok);
+    assert!(
+        begin.elapsed() < Duration::from_secs(2),
+        "sealer was stalled"
+    );
+    // ...and timed Gets of other clients still expire on time.
+    let begin = Instant::now();
+    let r: messages::GetReply = sealer.call(&messages::GetRequest {
+        object_ids: vec![oid(43)],
+        timeout_ms: 100,
+    });
+    assert!(r.objects[0].is_missing());
+    assert!(begin.elapsed() < Duration::from_secs(2));
+    assert_store_works(&t.path);
+}

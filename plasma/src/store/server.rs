@@ -82,13 +82,52 @@ struct ConnWriter {
     broken: bool,
 }
 
-/// One client connection, shared by its reader thread and by whoever completes its Gets.
-struct Connection {
+/// The reply side of one client connection.
+struct ReplyChannel {
     id: ClientId,
     writer: Mutex<ConnWriter>,
 }
 
+/// A Get completed by another thread, waiting to be written by the connection's own
+/// deferred-reply thread.
+type DeferredGet = (Vec<ObjectId>, Vec<Option<ObjectLocation>>);
+
+/// One client connection, shared by its reader thread and by whoever completes its Gets.
+///
+/// Replies written by the connection's own reader thread go straight to the socket. A Get
+/// completed elsewhere (a seal on another connection, the timer) is handed to this
+/// connection's deferred-reply thread instead, so a client that stops reading can stall only
+/// its own threads, never the sealing client or the timer.
+struct Connection {
+    id: ClientId,
+    out: Arc<ReplyChannel>,
+    owner: std::thread::ThreadId,
+    deferred: std::sync::mpsc::Sender<DeferredGet>,
+}
+
 impl Connection {
+    fn send(&self, kind: MessageType, body: &[u8], arenas: &[Arc<Arena>]) {
+        self.out.send(kind, body, arenas)
+    }
+
+    fn reply<M: Message>(&self, message: &M) {
+        self.out.reply(message)
+    }
+
+    /// Writes a Get's reply now if called on the connection's own thread, else queues it for
+    /// the deferred-reply thread.
+    fn deliver_get(&self, ids: Vec<ObjectId>, results: Vec<Option<ObjectLocation>>) {
+        if std::thread::current().id() == self.owner {
+            self.out.send_get_reply(ids, results);
+        } else {
+            // If the connection is gone, the references these results took were already
+            // dropped with it (or will be at its disconnect).
+            let _ = self.deferred.send((ids, results));
+        }
+    }
+}
+
+impl ReplyChannel {
     /// Writes one reply frame, then one fd per listed arena this connection has not received
     /// yet, in order. A write failure shuts the socket down, so the reader sees EOF and cleans
     /// up.
@@ -189,13 +228,35 @@ fn serve_connection(shared: Arc<Shared>, stream: UnixStream, id: ClientId) {
         }
     };
     let _ = writer.set_write_timeout(Some(WRITE_TIMEOUT));
-    let conn = Arc::new(Connection {
+    let out = Arc::new(ReplyChannel {
         id,
         writer: Mutex::new(ConnWriter {
             stream: writer,
             sent_segments: HashSet::new(),
             broken: false,
         }),
+    });
+    let (deferred, deferred_rx) = std::sync::mpsc::channel::<DeferredGet>();
+    {
+        // Ends when the last `Connection` (held by this thread and by pending Gets) is gone.
+        let out = out.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("plasma-replies-{id}"))
+            .spawn(move || {
+                for (ids, results) in deferred_rx {
+                    out.send_get_reply(ids, results);
+                }
+            });
+        if let Err(e) = spawned {
+            warn!(error = %e, "cannot start the connection's reply thread");
+            return;
+        }
+    }
+    let conn = Arc::new(Connection {
+        id,
+        out,
+        owner: std::thread::current().id(),
+        deferred,
     });
     let max_body = {
         let mut state = shared.lock();
@@ -353,7 +414,7 @@ fn handle_request(
             };
             let ids = r.object_ids.clone();
             let target = conn.clone();
-            let sink = Box::new(move |results| target.send_get_reply(ids, results));
+            let sink = Box::new(move |results| target.deliver_get(ids, results));
             let outcome = shared.lock().get(client, r.object_ids, deadline, sink);
             match outcome {
                 GetOutcome::Ready(c) => c.deliver(),
