@@ -453,11 +453,10 @@ pub fn store_killed(launch: &StoreLauncher) {
     let id = oid("killed", 0);
     put(&mut client, id, 100, b"m", 3);
     let held = client.get(&[id], Some(Duration::ZERO)).unwrap();
-    let socket = store.socket.clone();
-    let blocked = std::thread::spawn(move || {
-        let mut waiter = PlasmaClient::connect(&socket).unwrap();
-        waiter.get(&[oid("killed", 1)], None).map(|_| ())
-    });
+    // Connect before the kill (on this thread): under load a connect racing the kill would
+    // fail in the connect, not in the blocked Get this test is about.
+    let mut waiter = PlasmaClient::connect(&store.socket).unwrap();
+    let blocked = std::thread::spawn(move || waiter.get(&[oid("killed", 1)], None).map(|_| ()));
     std::thread::sleep(Duration::from_millis(200));
     store.kill();
     let start = Instant::now();
