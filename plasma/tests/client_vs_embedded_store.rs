@@ -110,3 +110,10 @@ fn store_stopped_mid_session_against_in_process_store() {
 fn async_pool_against_in_process_store() {
     scenarios::pool_operations(&start_embedded_in_process);
 }
+
+#[test]
+#[ignore = "needs pyarrow 11 (.ci/run installs it)"]
+fn large_gib_object_round_trips_through_embedded_store() {
+    // > 1 GiB of data, written by Rust into our store, read and hashed by pyarrow.
+    scenarios::rust_to_pyarrow(&start_ours, 2_000_000_000, &[((1 << 30) + 4097, 1000)]);
+}
