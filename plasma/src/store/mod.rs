@@ -172,6 +172,11 @@ impl EmbeddedStore {
         if let Some(timer) = self.timer.take() {
             let _ = timer.join();
         }
+        // Nobody would answer pending Gets any more (in-process ones would wait forever).
+        let pending = self.shared.lock().finish_all_waiters();
+        for c in pending {
+            c.deliver();
+        }
     }
 }
 

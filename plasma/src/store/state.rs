@@ -685,6 +685,14 @@ impl StoreState {
         })
     }
 
+    /// Answers every pending Get now with what is sealed (the store is shutting down).
+    pub fn finish_all_waiters(&mut self) -> Vec<Completion> {
+        let ids: Vec<WaiterId> = self.waiters.keys().copied().collect();
+        ids.into_iter()
+            .filter_map(|wid| self.finish_waiter(wid))
+            .collect()
+    }
+
     /// Drops a waiter without answering it (its caller went away).
     pub fn cancel_waiter(&mut self, wid: WaiterId) {
         self.unregister_waiter(wid);

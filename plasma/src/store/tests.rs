@@ -398,3 +398,23 @@ fn released_before_seal_becomes_evictable_at_seal() {
     assert!(!s.contains(&oid(2)));
     assert_eq!(s.allocated(), 0);
 }
+
+#[test]
+fn shutdown_answers_pending_in_process_gets() {
+    let mut store = EmbeddedStore::start(StoreConfig {
+        capacity: 1 << 20,
+        ..Default::default()
+    })
+    .unwrap();
+    let h = store.handle();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let waiter = runtime.spawn(async move { h.get(vec![oid(1)], Duration::MAX).await });
+    std::thread::sleep(Duration::from_millis(50));
+    store.shutdown();
+    let got = runtime.block_on(waiter).unwrap().unwrap();
+    assert!(got[0].is_none());
+}
