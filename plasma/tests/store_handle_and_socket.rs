@@ -120,3 +120,41 @@ fn many_clients_at_once() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn binary_accepts_unit_sizes_and_exits_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plasma.sock");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_plasma-store"))
+        .args(["-m", "64MiB", "-s"])
+        .arg(&path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let client = loop {
+        if let Ok(c) = PlasmaClient::connect(&path) {
+            break c;
+        }
+        assert!(std::time::Instant::now() < deadline, "store did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(client.capacity(), 64 << 20);
+    drop(client);
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!path.exists(), "socket removed on exit");
+    // A bad size is refused with a message, not a crash.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plasma-store"))
+        .args(["-m", "lots", "-s"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lots"));
+}
