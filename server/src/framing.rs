@@ -124,9 +124,9 @@ pub async fn read_exact(
 /// Reads exactly `target.len()` bytes into `target`, feeding each piece to `observe` after it
 /// is written (the receiver hashes data this way while writing it into the store).
 ///
-/// Reads go straight into `target` (the created object's shared memory): over QUIC quinn
-/// copies from its receive buffer into it, over TLS rustls decrypts into it; either way the
-/// one copy the design allows, and no intermediate allocation.
+/// Reads go straight into `target` (the created object's shared memory): over QUIC from
+/// quinn's receive buffers, over TLS rustls decrypts into it; either way the one copy the
+/// design allows, and no intermediate allocation of ours.
 pub async fn read_into(
     recv: &mut RecvStream,
     target: &mut [u8],
@@ -140,9 +140,22 @@ pub async fn read_into(
     while filled < target.len() {
         let end = (filled + READ_PIECE).min(target.len());
         let slot = target.get_mut(filled..end).ok_or(ExchangeError::Overrun)?;
-        let read = match tokio::time::timeout(idle_timeout, recv.read(slot)).await {
-            Ok(result) => result?,
-            Err(_) => return Err(ExchangeError::Timeout(idle_timeout)),
+        let read = match recv {
+            // quinn hands out its own buffers: copying them into the object is the one copy,
+            // and taking whole chunks keeps quinn's reassembly from defragmenting.
+            RecvStream::Quic(_) => {
+                let chunk = read_chunk(recv, slot.len(), idle_timeout)
+                    .await?
+                    .ok_or(ExchangeError::Truncated)?;
+                let written = slot.get_mut(..chunk.len()).ok_or(ExchangeError::Overrun)?;
+                written.copy_from_slice(&chunk);
+                chunk.len()
+            }
+            // rustls decrypts straight into the object.
+            RecvStream::Tcp(_) => match tokio::time::timeout(idle_timeout, recv.read(slot)).await {
+                Ok(result) => result?,
+                Err(_) => return Err(ExchangeError::Timeout(idle_timeout)),
+            },
         };
         if read == 0 {
             return Err(ExchangeError::Truncated);
