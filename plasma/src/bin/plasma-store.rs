@@ -26,6 +26,10 @@ struct Args {
     /// arena get an arena of their own.
     #[arg(long = "arena-size", value_parser = parse_size)]
     arena_size: Option<u64>,
+    /// Accepted for compatibility with Arrow's `plasma_store -d DIR`; unused: arenas are
+    /// anonymous memfds, not files in a directory.
+    #[arg(short = 'd', long = "directory")]
+    directory: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -37,6 +41,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(dir) = &args.directory {
+        eprintln!(
+            "plasma-store: ignoring -d {}: shared memory is anonymous (memfd)",
+            dir.display()
+        );
+    }
     let config = StoreConfig {
         socket_path: args.socket.clone(),
         capacity: args.memory,
