@@ -13,6 +13,8 @@ fn servers(drain_timeout_secs: u64) -> (Server, RealStore, Server) {
     let store = RealStore::ours(SIZE + 64 * MIB);
     let mut config = ServerConfig::on_socket(&store.socket);
     config.drain_timeout_secs = drain_timeout_secs;
+    // A dead holder is noticed after this many seconds without progress.
+    config.extra = vec!["--stream-timeout".into(), "3".into()];
     let destination = Server::start(config);
     (source, store, destination)
 }
@@ -90,4 +92,48 @@ async fn sigterm_with_no_drain_time_aborts_and_leaves_no_unsealed_object() {
             created.err()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn holder_killed_mid_transfer_aborts_the_unsealed_object() {
+    // The destination stays up (its store connections too), so a clean store afterwards
+    // proves the receiver aborted the half-written object itself.
+    let (mut source, store, destination) = servers(10);
+    let id = oid(52, 1);
+    put(&mut source.store(), id, SIZE, 1);
+    let task = start_sync(&source, &destination, id).await;
+    // SIGKILL: no goodbye from the holder, the stream just dies.
+    let pid = source.process.pid() as i32;
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    assert!(source.process.wait_exit(Duration::from_secs(10)));
+    let report = task.await.unwrap().unwrap();
+    let status = report.peer_reports[0].objects[0].status;
+    let mut store_client = plasma_stream_tests::store_client(&store.socket);
+    if status == stream::Status::Success {
+        // The transfer finished before the kill: then it must be whole.
+        verify(&mut store_client, id, SIZE, 1);
+        eprintln!("holder killed after the transfer finished (race lost): object whole");
+        return;
+    }
+    assert_eq!(status, stream::Status::PeerConnectionFailed, "{report:?}");
+    assert!(!contains(&mut store_client, id));
+    let mut created = None;
+    // The abort may still be on its way to the store.
+    for _ in 0..50 {
+        created = Some(store_client.create(plasma_store::ObjectId(*id.as_bytes()), 8, 0));
+        if created.as_ref().is_some_and(|c| c.is_ok()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        created.is_some_and(|c| c.is_ok()),
+        "the receiver left an unsealed object behind"
+    );
+    let log = destination.process.log();
+    assert!(log.contains("aborting it"), "{log}");
+    eprintln!("holder killed mid-transfer: {status}, unsealed object aborted");
 }
