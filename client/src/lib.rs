@@ -58,6 +58,9 @@ pub struct Client {
     timeout: Duration,
 }
 
+/// Objects [`Client::copy`] and [`Client::take`] pull at once (one stream each).
+const PULLS_IN_FLIGHT: usize = 16;
+
 /// One object pulled into this process by [`Client::copy`] or [`Client::take`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceivedObject {
@@ -104,7 +107,9 @@ impl Client {
         Ok(report)
     }
 
-    /// Pulls copies of these objects into this process; the server keeps them.
+    /// Pulls copies of these objects into this process (several at once, returned in order);
+    /// the server keeps them. The first object that cannot be pulled fails the call with
+    /// [`Error::Object`] naming it and its status.
     pub async fn copy(&self, ids: &[ObjectId]) -> Result<Vec<ReceivedObject>> {
         self.pull_all(TransferKind::Copy, ids).await
     }
@@ -116,23 +121,27 @@ impl Client {
     }
 
     async fn pull_all(&self, kind: TransferKind, ids: &[ObjectId]) -> Result<Vec<ReceivedObject>> {
-        let mut objects = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let mut incoming = self.pull(kind, id).await?;
-            let mut data =
-                BytesMut::with_capacity(usize::try_from(incoming.data_size()).unwrap_or(0));
-            while let Some(chunk) = incoming.next_chunk().await? {
-                data.extend_from_slice(&chunk);
-            }
-            let metadata = incoming.metadata().clone();
-            incoming.finish().await?;
-            objects.push(ReceivedObject {
-                id,
-                data: data.freeze(),
-                metadata,
-            });
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        stream::iter(ids.iter().copied())
+            .map(|id| self.pull_whole(kind, id))
+            .buffered(PULLS_IN_FLIGHT)
+            .try_collect()
+            .await
+    }
+
+    async fn pull_whole(&self, kind: TransferKind, id: ObjectId) -> Result<ReceivedObject> {
+        let mut incoming = self.pull(kind, id).await?;
+        let mut data = BytesMut::with_capacity(usize::try_from(incoming.data_size()).unwrap_or(0));
+        while let Some(chunk) = incoming.next_chunk().await? {
+            data.extend_from_slice(&chunk);
         }
-        Ok(objects)
+        let metadata = incoming.metadata().clone();
+        incoming.finish().await?;
+        Ok(ReceivedObject {
+            id,
+            data: data.freeze(),
+            metadata,
+        })
     }
 
     /// Starts pulling one object: returns once the server said it has it (with its sizes and

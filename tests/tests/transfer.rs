@@ -670,3 +670,24 @@ async fn already_present_comes_before_peer_connection_failed() {
     );
     assert_eq!(objects[1].status, Status::AlreadyInStore, "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_copies_many_objects_in_order() {
+    let server = Server::embedded(32 * MIB);
+    let ids: Vec<_> = (0..64).map(|n| oid(26, n)).collect();
+    for (n, id) in ids.iter().enumerate() {
+        put(&mut server.store(), *id, 1000 + n as u64 * 3000, n % 7);
+    }
+    let pulled = client(server.addr).await.copy(&ids).await.unwrap();
+    assert_eq!(pulled.len(), ids.len());
+    for (n, (object, id)) in pulled.iter().zip(&ids).enumerate() {
+        assert_eq!(object.id, *id);
+        let mut expected = vec![0; 1000 + n * 3000];
+        plasma_stream_tests::fill_pattern(id, 0, &mut expected);
+        assert!(object.data == expected, "data of {id}");
+        assert_eq!(
+            object.metadata,
+            plasma_stream_tests::metadata_for(id, n % 7)
+        );
+    }
+}
