@@ -24,6 +24,10 @@ pub fn workspace_root() -> PathBuf {
 
 /// A binary of this workspace, from the target directory the running executable is in
 /// (`target/debug/deps/x` for a test, `target/release/quickstart` for the quickstart).
+///
+/// If it is missing (a fresh checkout where only this package was built, as
+/// `cargo run -p plasma-stream-tests --bin quickstart` does), it is built first with the same
+/// profile, so the quickstart is one command.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -31,12 +35,44 @@ pub fn binary(name: &str) -> PathBuf {
         dir.pop();
     }
     let path = dir.join(name);
+    if !path.exists() {
+        build_binary(name, dir.ends_with("release"));
+    }
     assert!(
         path.exists(),
         "{} not found: build the binaries first (`cargo build --workspace --bins`)",
         path.display()
     );
     path
+}
+
+/// Runs `cargo build [--release] -p PACKAGE --bin NAME` for one of this workspace's binaries.
+fn build_binary(name: &str, release: bool) {
+    let package = match name {
+        "plasma-stream-server" | "plasma-stream-cli" => name,
+        "plasma-store" => "plasma-store",
+        "quickstart" | "measure" => "plasma-stream-tests",
+        _ => return,
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!(
+        "building {name} (cargo build{} -p {package})...",
+        if release { " --release" } else { "" }
+    );
+    let mut command = Command::new(cargo);
+    command
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(workspace_root().join("Cargo.toml"))
+        .args(["-p", package, "--bin", name]);
+    if release {
+        command.arg("--release");
+    }
+    match command.status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => eprintln!("building {name} failed: {status}"),
+        Err(error) => eprintln!("cannot run cargo to build {name}: {error}"),
+    }
 }
 
 /// Python with pyarrow 11: `PLASMA_STREAM_PYTHON`, else `<workspace>/.venv/bin/python`.
