@@ -26,8 +26,8 @@ use stream::{Client, ClientBuilder, TransportMode};
 #[command(name = "plasma-stream-cli", version, about, after_help = COMMANDS_HELP)]
 struct Options {
     /// The server to talk to (host:port, e.g. 127.0.0.1:2021 or [::1]:2021).
-    #[arg(short = 'a', long)]
-    address: String,
+    #[arg(short = 'a', long, required_unless_present = "issue_cert")]
+    address: Option<String>,
 
     /// Development mode: accept any server certificate (traffic is still encrypted).
     #[arg(long)]
@@ -40,6 +40,25 @@ struct Options {
     /// File of trusted server fingerprints, one per line.
     #[arg(long, value_name = "FILE")]
     trust_file: Option<PathBuf>,
+
+    /// Cluster CA mode: the CA certificate (PEM) that issued the server's certificate and
+    /// this client's (in --identity-dir).
+    #[arg(long, value_name = "CA_PEM")]
+    ca: Option<PathBuf>,
+
+    /// Certificate helper: issue a certificate signed by the cluster CA in --ca-dir (created
+    /// there if absent) into this directory (cert.pem, key.pem), print its fingerprint, exit.
+    /// For servers (--cert-dir) and clients (--identity-dir) in --ca mode.
+    #[arg(long, value_name = "OUT_DIR", requires = "ca_dir")]
+    issue_cert: Option<PathBuf>,
+
+    /// The cluster CA's directory (ca.pem, ca-key.pem) for --issue-cert.
+    #[arg(long, value_name = "CA_DIR")]
+    ca_dir: Option<PathBuf>,
+
+    /// DNS names or IPs to put in an issued certificate (repeatable).
+    #[arg(long = "cert-name", value_name = "NAME")]
+    cert_names: Vec<String>,
 
     /// Directory of this client's certificate (servers pin its fingerprint).
     #[arg(long, value_name = "DIR")]
@@ -93,6 +112,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Outcome {
+    if let (Some(out), Some(ca_dir)) = (&options.issue_cert, &options.ca_dir) {
+        return issue_certificate(out, ca_dir, &options.cert_names);
+    }
     let client = match connect(&options).await {
         Ok(client) => client,
         Err(message) => {
@@ -111,6 +133,31 @@ async fn run(options: Options) -> Outcome {
     }
 }
 
+/// `--issue-cert`: a member certificate of the cluster CA (creating the CA on first use).
+fn issue_certificate(out: &std::path::Path, ca_dir: &std::path::Path, names: &[String]) -> Outcome {
+    use plasma_stream_certs::{CertificateAuthority, CA_CERT_FILE};
+    let result = CertificateAuthority::load_or_generate(ca_dir).and_then(|ca| {
+        let issued = ca.issue(names.iter().cloned())?;
+        issued.write_to(out)?;
+        Ok(issued)
+    });
+    match result {
+        Ok(issued) => {
+            println!("{}", issued.identity.fingerprint());
+            eprintln!(
+                "issued {} (CA certificate for --ca: {})",
+                out.display(),
+                ca_dir.join(CA_CERT_FILE).display()
+            );
+            Outcome::AllArrived
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            Outcome::Error
+        }
+    }
+}
+
 async fn connect(options: &Options) -> Result<Client, String> {
     let mut builder = ClientBuilder::from_env().map_err(|e| e.to_string())?;
     if options.insecure {
@@ -124,14 +171,18 @@ async fn connect(options: &Options) -> Result<Client, String> {
     if let Some(path) = &options.trust_file {
         builder = builder.trust_file(path).map_err(|e| e.to_string())?;
     }
+    if let Some(ca) = &options.ca {
+        builder = builder.ca(ca).map_err(|e| e.to_string())?;
+    }
     if let Some(dir) = &options.identity_dir {
         builder = builder.identity_dir(dir);
     }
     builder = builder.transport(options.transport);
+    let address = options.address.as_deref().unwrap_or_default();
     builder
-        .connect(options.address.as_str())
+        .connect(address)
         .await
-        .map_err(|e| format!("cannot connect to {}: {e}", options.address))
+        .map_err(|e| format!("cannot connect to {address}: {e}"))
 }
 
 /// Parses and runs one line; prints the report (or the error) and says how it went.

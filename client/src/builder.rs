@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use plasma_stream_certs::{Fingerprint, Identity, Trust, TrustedFingerprints};
+use plasma_stream_certs::{ClusterCa, Fingerprint, Identity, Trust, TrustedFingerprints};
 use plasma_stream_transport::{Endpoint, TransportConfig, TransportMode};
 
 use crate::{Client, Error, Result};
@@ -13,6 +13,7 @@ use crate::{Client, Error, Result};
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     insecure: bool,
+    ca: Option<ClusterCa>,
     trusted: TrustedFingerprints,
     identity_dir: Option<PathBuf>,
     identity: Option<Identity>,
@@ -31,6 +32,7 @@ impl ClientBuilder {
     pub fn new() -> Self {
         Self {
             insecure: false,
+            ca: None,
             trusted: TrustedFingerprints::new(),
             identity_dir: None,
             identity: None,
@@ -66,6 +68,9 @@ impl ClientBuilder {
                 }
             }
         }
+        if let Some(path) = std::env::var_os("PLASMA_STREAM_CA") {
+            builder = builder.ca(path)?;
+        }
         if let Some(dir) = std::env::var_os("PLASMA_STREAM_IDENTITY_DIR") {
             builder = builder.identity_dir(dir);
         }
@@ -77,6 +82,13 @@ impl ClientBuilder {
     pub fn insecure(mut self) -> Self {
         self.insecure = true;
         self
+    }
+
+    /// Cluster CA mode: trusts servers whose certificate the CA (PEM file) issued. This
+    /// client's own certificate, in [`ClientBuilder::identity_dir`], must be CA-issued too.
+    pub fn ca(mut self, ca_pem: impl AsRef<Path>) -> Result<Self> {
+        self.ca = Some(ClusterCa::from_pem_file(ca_pem)?);
+        Ok(self)
     }
 
     /// Trusts the server whose certificate has this SHA-256 fingerprint (repeatable).
@@ -128,6 +140,8 @@ impl ClientBuilder {
     pub async fn connect(self, address: impl tokio::net::ToSocketAddrs) -> Result<Client> {
         let trust = if self.insecure {
             Trust::Insecure
+        } else if let Some(ca) = self.ca.clone() {
+            Trust::Ca(ca)
         } else if self.trusted.is_empty() {
             return Err(Error::NoTrust);
         } else {

@@ -12,9 +12,9 @@
 //! ## Trust
 //!
 //! Every connection is TLS 1.3 (QUIC, or TLS over TCP where UDP is blocked). Who is trusted is
-//! decided by [`ClientBuilder`]: [`ClientBuilder::insecure`] (development: any server), or
+//! decided by [`ClientBuilder`]: [`ClientBuilder::insecure`] (development: any server),
 //! pinned server fingerprints ([`ClientBuilder::trust_fingerprint`],
-//! [`ClientBuilder::trust_file`]). Pinned mode is mutual TLS: the client presents its own
+//! [`ClientBuilder::trust_file`]), or a cluster CA ([`ClientBuilder::ca`]). Pinned mode is mutual TLS: the client presents its own
 //! certificate, kept in [`ClientBuilder::identity_dir`] so that servers can pin it in turn.
 //!
 //! [`Client::connect`] (no builder) reads the same choices from the environment, so the
@@ -22,6 +22,8 @@
 //! - `PLASMA_STREAM_INSECURE=1`: insecure mode;
 //! - `PLASMA_STREAM_TRUST`: server fingerprints (separated by commas or blanks);
 //! - `PLASMA_STREAM_TRUST_FILE`: a file of fingerprints (one per line, `#` comments);
+//! - `PLASMA_STREAM_CA`: cluster CA mode, the CA certificate (PEM) that issued the servers'
+//!   certificates and this client's (in the identity directory);
 //! - otherwise `~/.config/plasma-stream/trusted` if it exists;
 //! - `PLASMA_STREAM_IDENTITY_DIR`: where the client certificate lives (default
 //!   `~/.config/plasma-stream/client`, generated on first use; its fingerprint is what servers

@@ -53,9 +53,29 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         return Ok(());
     }
     let trust = trust_from(&options)?;
-    let identity = match &options.cert_dir {
-        Some(dir) => Identity::load_or_generate(dir)?,
-        None => Identity::generate(["localhost", "plasma-stream"])?,
+    let identity = match (&options.cert_dir, &options.ca) {
+        (Some(dir), Some(_)) => {
+            let (cert, key) = (
+                dir.join(plasma_stream_certs::CERT_FILE),
+                dir.join(plasma_stream_certs::KEY_FILE),
+            );
+            if !cert.exists() || !key.exists() {
+                return Err(StartError::Usage(format!(
+                    "--ca needs a CA-issued certificate in --cert-dir {}: create it with \
+                     `plasma-stream-cli --issue-cert {} --ca-dir <CA directory>`",
+                    dir.display(),
+                    dir.display()
+                )));
+            }
+            Identity::load_pem(cert, key)?
+        }
+        (None, Some(_)) => {
+            return Err(StartError::Usage(
+                "--ca needs --cert-dir holding this server's CA-issued certificate".into(),
+            ))
+        }
+        (Some(dir), None) => Identity::load_or_generate(dir)?,
+        (None, None) => Identity::generate(["localhost", "plasma-stream"])?,
     };
     info!(fingerprint = %identity.fingerprint(), "this server's certificate fingerprint (peers and clients pin it with --trust)");
 
@@ -90,6 +110,11 @@ pub async fn run(options: Options) -> Result<(), StartError> {
 }
 
 fn trust_from(options: &Options) -> Result<Trust, StartError> {
+    if let Some(ca) = &options.ca {
+        let ca = plasma_stream_certs::ClusterCa::from_pem_file(ca)?;
+        info!(ca = %ca.fingerprint(), "cluster CA mode: peers and clients need a certificate issued by this CA");
+        return Ok(Trust::Ca(ca));
+    }
     if options.insecure {
         warn!("************************************************************************");
         warn!("--insecure: ANY peer or client is accepted, certificates are not checked.");

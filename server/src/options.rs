@@ -49,6 +49,12 @@ pub struct Options {
     #[arg(long, value_name = "FILE")]
     pub trust_file: Option<PathBuf>,
 
+    /// Cluster CA mode: trust peers and clients whose certificate the CA at this PEM file
+    /// issued (mutual TLS). This server's own certificate must be CA-issued too: put it in
+    /// --cert-dir (`plasma-stream-cli --issue-cert DIR --ca-dir CA_DIR` makes one).
+    #[arg(long, value_name = "CA_PEM", conflicts_with_all = ["insecure", "trust", "trust_file"])]
+    pub ca: Option<PathBuf>,
+
     /// Directory holding this server's certificate (cert.pem, key.pem); generated there on
     /// first start so the fingerprint stays stable. Without it: a fresh certificate per start.
     #[arg(long, value_name = "DIR")]

@@ -691,3 +691,80 @@ async fn client_copies_many_objects_in_order() {
         );
     }
 }
+
+/// `plasma-stream-cli --issue-cert OUT --ca-dir CA`: a CA-issued certificate; its fingerprint.
+fn issue(out: &std::path::Path, ca_dir: &std::path::Path) -> String {
+    let output = std::process::Command::new(plasma_stream_tests::binary("plasma-stream-cli"))
+        .arg("--issue-cert")
+        .arg(out)
+        .arg("--ca-dir")
+        .arg(ca_dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_ca_mode_between_servers_and_client() {
+    let root = tempfile::tempdir().unwrap();
+    let ca_dir = root.path().join("ca");
+    let dirs: Vec<_> = ["source", "destination", "client"]
+        .iter()
+        .map(|n| root.path().join(n))
+        .collect();
+    for dir in &dirs {
+        issue(dir, &ca_dir);
+    }
+    let ca_pem = ca_dir.join("ca.pem");
+    let start = |dir: &std::path::Path| {
+        let mut config = ServerConfig::embedded(16 * MIB);
+        config.insecure = false;
+        config.cert_dir = Some(dir.to_path_buf());
+        config.extra = vec!["--ca".into(), ca_pem.display().to_string()];
+        Server::start(config)
+    };
+    let source = start(&dirs[0]);
+    let destination = start(&dirs[1]);
+    let id = oid(27, 1);
+    put(&mut source.store(), id, 4096, 2);
+    let client = stream::Client::builder()
+        .ca(&ca_pem)
+        .unwrap()
+        .identity_dir(&dirs[2])
+        .connect(destination.addr)
+        .await
+        .unwrap();
+    let report = client
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    verify(&mut destination.store(), id, 4096, 2);
+
+    // A self-signed client (not issued by the CA) is refused.
+    let stranger = tempfile::tempdir().unwrap();
+    let refused = async {
+        stream::Client::builder()
+            .ca(&ca_pem)?
+            .identity_dir(stranger.path())
+            .connect(destination.addr)
+            .await?
+            .sync(vec![PeerRequest::Copy {
+                from: source.addr,
+                objects: vec![oid(27, 2)],
+            }])
+            .await
+    };
+    assert!(
+        refused.await.is_err(),
+        "a certificate the CA did not issue must be refused"
+    );
+}
