@@ -152,3 +152,28 @@ fn legacy_malformed_request_closes_without_reply_and_the_server_goes_on() {
     socket.read_exact(&mut begin).unwrap();
     assert_eq!(begin, [0x00]);
 }
+
+#[test]
+fn legacy_sync_with_an_ipv6_peer() {
+    let mut source_config = ServerConfig::embedded(16 * MIB);
+    source_config.bind = "::1".into();
+    let source = Server::start(source_config);
+    let mut config = ServerConfig::embedded(16 * MIB);
+    config.bind = "::1".into();
+    config.legacy_tcp = true;
+    let destination = Server::start(config);
+    let id = oid(24, 6);
+    put(&mut source.store(), id, 66, 6);
+    // `01 | 01 00 | 02 | 06 | port LE | 16 IP bytes | 01 00 | id` (port before IP).
+    let mut request = vec![0x01, 0x01, 0x00, 0x02, 0x06];
+    request.extend_from_slice(&source.addr.port().to_le_bytes());
+    request.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+    request.extend_from_slice(&[0x01, 0x00]);
+    request.extend_from_slice(id.as_bytes());
+    let mut socket = connect(&destination);
+    socket.write_all(&request).unwrap();
+    let mut reply = [0u8; 1];
+    socket.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, [0x41]);
+    verify(&mut destination.store(), id, 66, 6);
+}

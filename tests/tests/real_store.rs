@@ -149,7 +149,7 @@ async fn take_into_a_full_real_store_leaves_the_object_at_the_source() {
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs pyarrow 11's plasma_store (.ci/run provides it)"]
-async fn copy_a_gib_object_between_real_stores() {
+async fn copy_and_take_a_gib_object_between_real_stores() {
     let source_store = RealStore::start(1100 * MIB);
     let destination_store = RealStore::start(1100 * MIB);
     let source = Server::start(ServerConfig::on_socket(&source_store.socket));
@@ -166,6 +166,24 @@ async fn copy_a_gib_object_between_real_stores() {
         .unwrap();
     assert!(report.is_success(), "{report:?}");
     verify(&mut destination.store(), id, 1 << 30, 64);
+
+    // And TAKE it back: delete the source's copy, then pull it from the destination.
+    let mut source_client = source.store();
+    source_client
+        .delete(&[plasma_store::ObjectId(*id.as_bytes())])
+        .unwrap();
+    assert!(!contains(&mut source_client, id));
+    let back = plasma_stream_tests::client(source.addr).await;
+    let report = back
+        .sync(vec![PeerRequest::Take {
+            from: destination.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    verify(&mut source_client, id, 1 << 30, 64);
+    assert!(!contains(&mut destination.store(), id));
 }
 
 #[test]
