@@ -133,7 +133,9 @@ impl Client {
 
     async fn pull_whole(&self, kind: TransferKind, id: ObjectId) -> Result<ReceivedObject> {
         let mut incoming = self.pull(kind, id).await?;
-        let mut data = BytesMut::with_capacity(usize::try_from(incoming.data_size()).unwrap_or(0));
+        // The size comes from the server: reserve at most 64 MiB up front, grow as bytes arrive.
+        let reserve = incoming.data_size().min(64 << 20) as usize;
+        let mut data = BytesMut::with_capacity(reserve);
         while let Some(chunk) = incoming.next_chunk().await? {
             data.extend_from_slice(&chunk);
         }
