@@ -202,6 +202,9 @@ fn is_blank(c: char) -> bool {
 }
 
 /// Splits at runs of blanks; `;` is always a token of its own.
+///
+/// The slices below cannot panic: every offset comes from `char_indices` (a char boundary),
+/// and `;` is one byte, so `offset + 1` is the next boundary.
 fn tokenize(line: &str) -> (Vec<Token<'_>>, usize) {
     let mut tokens = Vec::new();
     let mut start: Option<(usize, usize)> = None; // (byte offset, column)
