@@ -599,15 +599,37 @@ fn object_ids(
         .collect()
 }
 
+/// Copies a vector of byte strings out of a body of `body_len` bytes.
+///
+/// FlatBuffers offsets may alias: the verifier accepts a vector whose N offsets all point at
+/// one string, so copying element by element could allocate N times that string from a small
+/// body (a 1 MiB body could ask for tens of GiB). No buffer without aliasing holds more string
+/// bytes than its own length, so more than `body_len` copied bytes is refused.
 fn byte_strings(
     value: Option<Vector<'_, ForwardsUOffset<Vector<'_, u8>>>>,
     message: MessageType,
     field: &'static str,
+    body_len: usize,
 ) -> Result<Vec<Vec<u8>>, WireError> {
-    Ok(required(value, message, field)?
-        .iter()
-        .map(|s| s.bytes().to_vec())
-        .collect())
+    let strings = required(value, message, field)?;
+    // The verifier checked the vector's 4-byte offsets lie in the body: len() <= body_len / 4.
+    let mut copied = Vec::with_capacity(strings.len());
+    let mut total = 0usize;
+    for string in strings.iter() {
+        let bytes = string.bytes();
+        total = total.saturating_add(bytes.len());
+        if total > body_len {
+            return Err(WireError::Inconsistent {
+                message,
+                detail: format!(
+                    "`{field}` strings add up to more than the {body_len}-byte body \
+                     (aliased FlatBuffers offsets)"
+                ),
+            });
+        }
+        copied.push(bytes.to_vec());
+    }
+    Ok(copied)
 }
 
 fn plasma_error(value: Option<i32>, message: MessageType) -> Result<PlasmaError, WireError> {
@@ -930,8 +952,8 @@ impl Message for CreateAndSealBatchRequest {
         let m = Self::TYPE;
         let t = verified_root::<CreateAndSealBatchRequestT>(m, body)?;
         let object_ids = object_ids(t.object_ids(), m, "object_ids")?;
-        let data = byte_strings(t.data(), m, "data")?;
-        let metadata = byte_strings(t.metadata(), m, "metadata")?;
+        let data = byte_strings(t.data(), m, "data", body.len())?;
+        let metadata = byte_strings(t.metadata(), m, "metadata", body.len())?;
         let digests = required(t.digest(), m, "digest")?
             .iter()
             .map(|d| exact::<8>(d.bytes(), m, "digest"))
@@ -1660,5 +1682,45 @@ mod tests {
             Ok(Request::Get(GetRequest { timeout_ms: 5, .. }))
         ));
         assert!(Request::decode(MessageType::ReleaseReply, &body).is_err());
+    }
+
+    /// A batch whose `data` vector points N times at the same FlatBuffers string: the verifier
+    /// accepts aliased offsets, so copying each element would turn a ~70 KiB body into N × 64
+    /// KiB of allocations (a 1 MiB body could ask for tens of GiB and abort the store). The
+    /// decoder must refuse more copied bytes than the body holds.
+    #[test]
+    fn aliased_byte_strings_are_refused_not_amplified() {
+        const ALIASES: usize = 1024;
+        let mut fbb = Builder::with_capacity(128 * 1024);
+        let ids = id_offsets(&mut fbb, &vec![id(1); ALIASES]);
+        let big = fbb.create_byte_string(&vec![7u8; 64 * 1024]);
+        let data = fbb.create_vector(&vec![big; ALIASES]);
+        let empty = fbb.create_byte_string(b"");
+        let metadata = fbb.create_vector(&vec![empty; ALIASES]);
+        let digest = fbb.create_byte_string(&[0u8; 8]);
+        let digests = fbb.create_vector(&vec![digest; ALIASES]);
+        let start = fbb.start_table();
+        fbb.push_slot_always(slot(0), ids);
+        fbb.push_slot_always(slot(2), data);
+        fbb.push_slot_always(slot(3), metadata);
+        fbb.push_slot_always(slot(4), digests);
+        let root = fbb.end_table(start);
+        let body = finish(fbb, root);
+        assert!(body.len() < 128 * 1024, "body is {} bytes", body.len());
+        match CreateAndSealBatchRequest::decode(&body) {
+            Err(WireError::Inconsistent { detail, .. }) => {
+                assert!(detail.contains("aliased"), "{detail}")
+            }
+            Ok(batch) => panic!(
+                "decoded {} data bytes from a {}-byte body",
+                batch.data.iter().map(Vec::len).sum::<usize>(),
+                body.len()
+            ),
+            Err(other) => panic!("unexpected error {other}"),
+        }
+        assert!(matches!(
+            Request::decode(MessageType::CreateAndSealBatchRequest, &body),
+            Err(WireError::Inconsistent { .. })
+        ));
     }
 }
