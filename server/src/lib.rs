@@ -21,6 +21,7 @@ pub mod legacy;
 pub mod listener;
 pub mod node;
 pub mod options;
+pub mod prefault;
 pub mod receiver;
 pub mod sender;
 pub mod shutdown;
@@ -177,6 +178,7 @@ async fn serve<S: ObjectStore>(
         taking: InFlightIds::new(),
         idle_timeout: Duration::from_secs(options.stream_timeout.max(1)),
         streams_per_peer: options.streams_per_peer.max(1),
+        prefault: options.prefault,
         endpoint: endpoint.clone(),
         fingerprint,
         listen,

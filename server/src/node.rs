@@ -24,6 +24,8 @@ pub struct Node<S> {
     pub taking: InFlightIds,
     /// Longest wait for any progress on a stream.
     pub idle_timeout: Duration,
+    /// Fault in large objects' pages on a helper thread while their bytes arrive.
+    pub prefault: bool,
     /// Object streams in flight per peer request (bounds memory and open streams).
     pub streams_per_peer: usize,
     /// Dials peers (pooled: one connection per peer, shared by concurrent SYNCs).

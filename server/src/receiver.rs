@@ -98,6 +98,9 @@ async fn exchange<S: ObjectStore>(
         }
     };
 
+    if node.prefault {
+        crate::prefault::populate_in_background(object.data_mut());
+    }
     let digest = match receive_body(&mut recv, &mut object, data_size, timeout).await {
         Ok(digest) => digest,
         Err(error) => {

@@ -768,3 +768,25 @@ async fn cluster_ca_mode_between_servers_and_client() {
         "a certificate the CA did not issue must be refused"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prefault_keeps_every_byte() {
+    let source = Server::embedded(128 * MIB);
+    let mut config = ServerConfig::embedded(128 * MIB);
+    config.extra = vec!["--prefault".into()];
+    let destination = Server::start(config);
+    let ids = [oid(28, 1), oid(28, 2)];
+    put(&mut source.store(), ids[0], 48 * MIB + 123, 9);
+    put(&mut source.store(), ids[1], 9 * MIB, 0);
+    let report = client(destination.addr)
+        .await
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: ids.to_vec(),
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    verify(&mut destination.store(), ids[0], 48 * MIB + 123, 9);
+    verify(&mut destination.store(), ids[1], 9 * MIB, 0);
+}

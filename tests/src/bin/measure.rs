@@ -4,7 +4,7 @@
 //! Every object is verified byte for byte. A quick figure for the README and reports; the
 //! benchmark harness in `bench/` is the full comparison.
 //!
-//! `cargo run --release -p plasma-stream-tests --bin measure [BYTES]`
+//! `cargo run --release -p plasma-stream-tests --bin measure [BYTES] [--prefault]`
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -20,12 +20,17 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let capacity = size + (64 << 20);
 
+    let prefault = std::env::args().any(|a| a == "--prefault");
     for (label, transport) in [("QUIC", "auto"), ("TLS over TCP (fallback)", "tcp")] {
         let mut config = ServerConfig::embedded(capacity);
         config.transport = transport;
         config.legacy_tcp = true;
         let source = Server::start(config);
-        let destination = Server::embedded(capacity);
+        let mut destination_config = ServerConfig::embedded(capacity);
+        if prefault {
+            destination_config.extra = vec!["--prefault".into()];
+        }
+        let destination = Server::start(destination_config);
         let id = oid(0x77, 1);
         put(&mut source.store(), id, size, 0);
         let elapsed = runtime.block_on(async {
