@@ -23,6 +23,11 @@ pub enum ExchangeError {
     /// A single buffered message grew past the server's limit.
     #[error("a message longer than {limit} bytes was refused")]
     MessageTooLong { limit: usize },
+    /// All streams together already hold as many undecoded message bytes as the server allows.
+    #[error(
+        "the server is holding {budget} bytes of unfinished requests already; try again later"
+    )]
+    BudgetExhausted { budget: usize },
     /// Nothing moved on the stream for this long.
     #[error("no progress for {0:?} (idle timeout)")]
     Timeout(Duration),
@@ -45,7 +50,9 @@ impl ExchangeError {
             ExchangeError::Decode(_) | ExchangeError::Encode(_) | ExchangeError::Overrun => {
                 Status::PeerRequestFailed
             }
-            ExchangeError::MessageTooLong { .. } => Status::PeerRequestFailed,
+            ExchangeError::MessageTooLong { .. } | ExchangeError::BudgetExhausted { .. } => {
+                Status::PeerRequestFailed
+            }
             _ => Status::PeerConnectionFailed,
         }
     }

@@ -9,11 +9,13 @@
 //!   exchange: it never reads a byte past what the protocol says comes next, so a recycled
 //!   socket starts exactly at the next exchange.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use plasma_stream_protocol::DecodeError;
 use plasma_stream_transport::{RecvStream, SendStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ExchangeError;
 
@@ -22,6 +24,82 @@ use crate::error::ExchangeError;
 /// this bounds what a hostile client can make the server hold without limiting real use.
 pub const MAX_BUFFERED_MESSAGE: usize = 256 * 1024 * 1024;
 
+/// Bytes of undecoded messages all streams of one server may hold together, beyond each
+/// stream's free allowance. Without it, `-c` connections × streams × [`MAX_BUFFERED_MESSAGE`]
+/// would let a few clients make the server hold tens of GiB.
+pub const MESSAGE_BUDGET: usize = 512 * 1024 * 1024;
+
+/// What one stream may buffer without drawing on the shared budget: every message but a large
+/// SYNC fits in it, so ordinary exchanges never touch the semaphore.
+const FREE_PER_STREAM: usize = 256 * 1024;
+
+/// Budget permits are taken in steps of this many bytes (fewer semaphore operations).
+const BUDGET_STEP: usize = 1024 * 1024;
+
+/// The server-wide budget of buffered message bytes (see [`MESSAGE_BUDGET`]). Cheap to clone.
+#[derive(Clone)]
+pub struct MessageBudget {
+    bytes: Arc<Semaphore>,
+    total: usize,
+}
+
+impl MessageBudget {
+    pub fn new(total: usize) -> Self {
+        Self {
+            bytes: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// A claim on the budget for one stream's buffer, empty to begin with.
+    pub fn claim(&self) -> BudgetClaim {
+        BudgetClaim {
+            budget: self.clone(),
+            held: None,
+        }
+    }
+}
+
+/// The part of the shared budget one stream's buffer holds; returned when dropped or reset.
+pub struct BudgetClaim {
+    budget: MessageBudget,
+    held: Option<OwnedSemaphorePermit>,
+}
+
+impl BudgetClaim {
+    /// Makes the claim cover a buffer of `buffered` bytes, or refuses without waiting: a
+    /// server out of budget turns the stream away rather than hold more.
+    pub fn cover(&mut self, buffered: usize) -> Result<(), ExchangeError> {
+        let needed = buffered.saturating_sub(FREE_PER_STREAM);
+        let held = self.held.as_ref().map_or(0, |p| p.num_permits());
+        if needed <= held {
+            return Ok(());
+        }
+        let more = (needed - held).div_ceil(BUDGET_STEP) * BUDGET_STEP;
+        let exhausted = ExchangeError::BudgetExhausted {
+            budget: self.budget.total,
+        };
+        let more = u32::try_from(more).map_err(|_| exhausted)?;
+        let permit = Arc::clone(&self.budget.bytes)
+            .try_acquire_many_owned(more)
+            .map_err(|_| ExchangeError::BudgetExhausted {
+                budget: self.budget.total,
+            })?;
+        match self.held.as_mut() {
+            Some(held) => held.merge(permit),
+            None => self.held = Some(permit),
+        }
+        Ok(())
+    }
+
+    /// Gives the claim back once the buffer is small again (a message was consumed).
+    pub fn release_if_small(&mut self, buffered: usize) {
+        if buffered <= FREE_PER_STREAM {
+            self.held = None;
+        }
+    }
+}
+
 /// How much a [`MessageReader`] asks the transport for at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -29,15 +107,18 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct MessageReader {
     recv: RecvStream,
     buffered: BytesMut,
+    claim: BudgetClaim,
     idle_timeout: Duration,
 }
 
 impl MessageReader {
-    /// Wraps a receive half; every wait for bytes is bounded by `idle_timeout`.
-    pub fn new(recv: RecvStream, idle_timeout: Duration) -> Self {
+    /// Wraps a receive half; every wait for bytes is bounded by `idle_timeout`, and what it
+    /// buffers beyond a small allowance is drawn from the server-wide `budget`.
+    pub fn new(recv: RecvStream, idle_timeout: Duration, budget: &MessageBudget) -> Self {
         Self {
             recv,
             buffered: BytesMut::new(),
+            claim: budget.claim(),
             idle_timeout,
         }
     }
@@ -52,6 +133,7 @@ impl MessageReader {
             if !self.buffered.is_empty() {
                 if let Some((message, used)) = decode(&self.buffered)? {
                     self.buffered.advance(used);
+                    self.claim.release_if_small(self.buffered.len());
                     return Ok(Some(message));
                 }
             }
@@ -61,7 +143,10 @@ impl MessageReader {
                 });
             }
             match read_chunk(&mut self.recv, READ_CHUNK, self.idle_timeout).await? {
-                Some(chunk) => self.buffered.extend_from_slice(&chunk),
+                Some(chunk) => {
+                    self.claim.cover(self.buffered.len() + chunk.len())?;
+                    self.buffered.extend_from_slice(&chunk)
+                }
                 None if self.buffered.is_empty() => return Ok(None),
                 None => return Err(ExchangeError::Truncated),
             }
@@ -199,5 +284,55 @@ pub async fn write_bytes(
     match tokio::time::timeout(idle_timeout, send.write_chunk(bytes)).await {
         Ok(result) => Ok(result?),
         Err(_) => Err(ExchangeError::Timeout(idle_timeout)),
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    const MIB: usize = 1024 * 1024;
+
+    #[test]
+    fn small_buffers_never_touch_the_budget() {
+        let budget = MessageBudget::new(0);
+        let mut claim = budget.claim();
+        assert!(claim.cover(FREE_PER_STREAM).is_ok());
+    }
+
+    #[test]
+    fn streams_share_one_budget_and_give_it_back() {
+        let budget = MessageBudget::new(8 * MIB);
+        let mut first = budget.claim();
+        let mut second = budget.claim();
+        first
+            .cover(FREE_PER_STREAM + 6 * MIB)
+            .expect("within budget");
+        let refused = second.cover(FREE_PER_STREAM + 3 * MIB);
+        assert!(
+            matches!(refused, Err(ExchangeError::BudgetExhausted { budget }) if budget == 8 * MIB),
+            "{refused:?}"
+        );
+        // The first stream's message was decoded: its buffer is small again.
+        first.release_if_small(10);
+        second
+            .cover(FREE_PER_STREAM + 3 * MIB)
+            .expect("budget given back");
+        drop(second);
+        first
+            .cover(FREE_PER_STREAM + 8 * MIB)
+            .expect("all of it again");
+    }
+
+    #[test]
+    fn a_claim_grows_with_its_buffer() {
+        let budget = MessageBudget::new(4 * MIB);
+        let mut claim = budget.claim();
+        for step in 1..=4 {
+            claim
+                .cover(FREE_PER_STREAM + step * MIB)
+                .expect("grows within budget");
+        }
+        assert!(claim.cover(FREE_PER_STREAM + 4 * MIB + 1).is_err());
     }
 }

@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
 use crate::error::ExchangeError;
+use crate::framing::BudgetClaim;
 use crate::inflight::Claim;
 use crate::node::{store_id, Node};
 use crate::sync::run_sync;
@@ -33,10 +34,13 @@ pub async fn serve_legacy<S: ObjectStore>(
     peer: SocketAddr,
 ) {
     let mut buffered = BytesMut::with_capacity(4096);
+    let mut claim = node.message_budget.claim();
     // Objects sent by a TAKE whose requester has not yet shown it read them.
     let mut awaiting_delete: Vec<(ObjectId, Claim)> = Vec::new();
     loop {
-        let request = match read_request(&mut socket, &mut buffered, node.idle_timeout).await {
+        let request = match read_request(&mut socket, &mut buffered, &mut claim, node.idle_timeout)
+            .await
+        {
             Ok(Some(request)) => request,
             Ok(None) => {
                 // A clean half-close after the reply: the requester read everything.
@@ -87,12 +91,14 @@ pub async fn serve_legacy<S: ObjectStore>(
 async fn read_request(
     socket: &mut LegacyStream,
     buffered: &mut BytesMut,
+    claim: &mut BudgetClaim,
     timeout: Duration,
 ) -> Result<Option<Request>, ExchangeError> {
     loop {
         if !buffered.is_empty() {
             if let Some((request, used)) = Request::decode_legacy(buffered)? {
                 buffered.advance(used);
+                claim.release_if_small(buffered.len());
                 return Ok(Some(request));
             }
         }
@@ -102,6 +108,8 @@ async fn read_request(
             });
         }
         buffered.reserve(64 * 1024);
+        // Cover what this read may add before making it (read_buf fills up to the spare room).
+        claim.cover(buffered.len() + (buffered.capacity() - buffered.len()))?;
         let read = tokio::time::timeout(timeout, socket.read_buf(buffered))
             .await
             .map_err(|_| ExchangeError::Timeout(timeout))??;

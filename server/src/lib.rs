@@ -38,6 +38,7 @@ use tracing::{error, info, warn};
 pub use error::StartError;
 pub use options::Options;
 
+use crate::framing::MessageBudget;
 use crate::inflight::InFlightIds;
 use crate::node::Node;
 use crate::shutdown::{Phase, Shutdown};
@@ -183,6 +184,7 @@ async fn serve<S: ObjectStore>(
         fingerprint,
         listen,
         shutdown: shutdown.clone(),
+        message_budget: MessageBudget::new(framing::MESSAGE_BUDGET),
     });
     let accept = tokio::spawn(listener::accept_loop(node.clone(), endpoint.clone()));
 

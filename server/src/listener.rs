@@ -67,7 +67,7 @@ async fn serve_exchange<S: ObjectStore>(
     mut send: SendStream,
     recv: RecvStream,
 ) {
-    let mut reader = MessageReader::new(recv, node.idle_timeout);
+    let mut reader = MessageReader::new(recv, node.idle_timeout, &node.message_budget);
     loop {
         let request = tokio::select! {
             request = reader.next(StreamRequest::decode) => request,

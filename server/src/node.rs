@@ -9,6 +9,7 @@ use plasma_stream_certs::Fingerprint;
 use plasma_stream_protocol::ObjectId;
 use plasma_stream_transport::Endpoint;
 
+use crate::framing::MessageBudget;
 use crate::inflight::InFlightIds;
 use crate::shutdown::Shutdown;
 
@@ -36,6 +37,8 @@ pub struct Node<S> {
     pub listen: SocketAddr,
     /// Tells exchanges to stop.
     pub shutdown: Shutdown,
+    /// Undecoded request bytes all streams may hold together (see `framing::MESSAGE_BUDGET`).
+    pub message_budget: MessageBudget,
 }
 
 impl<S> Node<S> {
