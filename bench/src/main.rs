@@ -283,8 +283,11 @@ fn machine_line() -> String {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into());
+    let extra = std::env::var("PLASMA_STREAM_BENCH_SERVER_ARGS")
+        .map(|a| format!(" Extra server options: `{a}`."))
+        .unwrap_or_default();
     format!(
-        "Code: commit `{commit}`. Machine: {cpus} vCPU, Linux {}, release profile; shared with \
+        "Code: commit `{commit}`.{extra} Machine: {cpus} vCPU, Linux {}, release profile; shared with \
          other builds (noisy: compare ratios within this run).",
         kernel.trim()
     )

@@ -99,6 +99,10 @@ impl Server {
         if legacy {
             cmd.arg("--legacy-tcp");
         }
+        // A/B knob: extra server options for every server of the run, e.g. `--prefault`.
+        if let Some(extra) = std::env::var_os("PLASMA_STREAM_BENCH_SERVER_ARGS") {
+            cmd.args(extra.to_string_lossy().split_whitespace());
+        }
         let log_file = std::fs::File::create(&log)?;
         let process = ChildGuard::spawn(format!("{name} server"), cmd, Some(log_file))?;
         let mut server = Server {
