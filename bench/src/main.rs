@@ -194,7 +194,12 @@ fn run_benchmarks(cli: &Cli) -> Result<(), BenchError> {
             cli.scenario
         )));
     }
-    let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    // Quote arguments with spaces so the recorded command can be pasted back into a shell.
+    let command = std::env::args()
+        .skip(1)
+        .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
+        .collect::<Vec<_>>()
+        .join(" ");
     let command = format!(
         "cargo run --release -p plasma-stream-bench --{}{command}",
         if command.is_empty() { "" } else { " " }
