@@ -526,3 +526,62 @@ pub async fn client(addr: SocketAddr) -> stream::Client {
         .await
         .expect("connect client")
 }
+
+/// Objects of the edge sizes (data bytes, metadata bytes): 0-byte data with metadata, 1 byte,
+/// 1 + 1, 64 KiB metadata, a few MiB.
+pub const EDGE_SIZES: &[(u64, usize)] = &[
+    (0, 9),
+    (1, 0),
+    (1, 1),
+    (100, 65_536),
+    (3 * (1 << 20) + 5, 100),
+];
+
+/// One SYNC from `destination` with a COPY and a TAKE of every [`EDGE_SIZES`] object from
+/// `source` (IDs tagged `copy_tag` and `take_tag`), then checks every object byte for byte at
+/// the destination, that COPY kept and TAKE removed the source's copy. Returns the IDs.
+/// Whichever stores run under the two servers (embedded, pyarrow's), the scenario is the same.
+pub async fn copy_and_take_edge_sizes(
+    source: &Server,
+    destination: &Server,
+    copy_tag: u8,
+    take_tag: u8,
+) -> (Vec<ObjectId>, Vec<ObjectId>) {
+    let count = EDGE_SIZES.len() as u32;
+    let copies: Vec<_> = (0..count).map(|n| oid(copy_tag, n)).collect();
+    let takes: Vec<_> = (0..count).map(|n| oid(take_tag, n)).collect();
+    let mut store = source.store();
+    for ((copy, take), (data, metadata)) in copies.iter().zip(&takes).zip(EDGE_SIZES) {
+        put(&mut store, *copy, *data, *metadata);
+        put(&mut store, *take, *data, *metadata);
+    }
+    let report = client(destination.addr)
+        .await
+        .sync(vec![
+            stream::PeerRequest::Copy {
+                from: source.addr,
+                objects: copies.clone(),
+            },
+            stream::PeerRequest::Take {
+                from: source.addr,
+                objects: takes.clone(),
+            },
+        ])
+        .await
+        .expect("sync");
+    assert!(report.is_success(), "{report:?}");
+    let mut dest = destination.store();
+    for ((copy, take), (data, metadata)) in copies.iter().zip(&takes).zip(EDGE_SIZES) {
+        verify(&mut dest, *copy, *data, *metadata);
+        verify(&mut dest, *take, *data, *metadata);
+        assert!(
+            contains(&mut store, *copy),
+            "COPY must keep the source object"
+        );
+        assert!(
+            !contains(&mut store, *take),
+            "TAKE must delete the source object after the Ack"
+        );
+    }
+    (copies, takes)
+}

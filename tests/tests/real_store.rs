@@ -3,12 +3,12 @@
 //! the Plasma client, and the digest checked by pyarrow itself.
 
 use plasma_stream_tests::{
-    client, contains, oid, put, python, verify, RealStore, Server, ServerConfig,
+    client, contains, copy_and_take_edge_sizes, oid, put, python, verify, RealStore, Server,
+    ServerConfig,
 };
 use stream::{PeerRequest, Status};
 
 const MIB: u64 = 1 << 20;
-const SIZES: &[(u64, usize)] = &[(0, 9), (1, 0), (100, 65_536), (3 * MIB + 5, 100)];
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs pyarrow 11's plasma_store (.ci/run provides it)"]
@@ -17,35 +17,7 @@ async fn copy_and_take_between_real_stores() {
     let destination_store = RealStore::start(128 * MIB);
     let source = Server::start(ServerConfig::on_socket(&source_store.socket));
     let destination = Server::start(ServerConfig::on_socket(&destination_store.socket));
-    let copies: Vec<_> = (0..SIZES.len() as u32).map(|n| oid(40, n)).collect();
-    let takes: Vec<_> = (0..SIZES.len() as u32).map(|n| oid(41, n)).collect();
-    let mut store = source.store();
-    for (i, (data, metadata)) in SIZES.iter().enumerate() {
-        put(&mut store, copies[i], *data, *metadata);
-        put(&mut store, takes[i], *data, *metadata);
-    }
-    let client = client(destination.addr).await;
-    let report = client
-        .sync(vec![
-            PeerRequest::Copy {
-                from: source.addr,
-                objects: copies.clone(),
-            },
-            PeerRequest::Take {
-                from: source.addr,
-                objects: takes.clone(),
-            },
-        ])
-        .await
-        .unwrap();
-    assert!(report.is_success(), "{report:?}");
-    let mut dest = destination.store();
-    for (i, (data, metadata)) in SIZES.iter().enumerate() {
-        verify(&mut dest, copies[i], *data, *metadata);
-        verify(&mut dest, takes[i], *data, *metadata);
-        assert!(contains(&mut store, copies[i]));
-        assert!(!contains(&mut store, takes[i]));
-    }
+    let (copies, _takes) = copy_and_take_edge_sizes(&source, &destination, 40, 41).await;
     // pyarrow agrees on the digest the receiver sealed with.
     let script = format!(
         "import pyarrow.plasma as p\nc=p.connect('{}')\nfor h in {:?}:\n    o=p.ObjectID(bytes.fromhex(h))\n    assert c.contains(o)\n    print(c.hash(o).hex())\n",

@@ -2,20 +2,12 @@
 
 use std::time::Duration;
 
-use plasma_stream_tests::{client, contains, oid, put, verify, Server, ServerConfig};
+use plasma_stream_tests::{
+    client, contains, copy_and_take_edge_sizes, oid, put, verify, Server, ServerConfig,
+};
 use stream::{PeerRequest, Status};
 
 const MIB: u64 = 1 << 20;
-
-/// Objects of the edge sizes: 0-byte data with metadata, 1 byte, 64 KiB metadata, a few MiB.
-const SIZES: &[(u64, usize)] = &[
-    (0, 9),
-    (1, 0),
-    (1, 1),
-    (100, 65_536),
-    (3 * MIB + 5, 100),
-    (65_536, 65_535),
-];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn copy_one_object_over_quic() {
@@ -44,42 +36,7 @@ async fn copy_one_object_over_quic() {
 async fn copy_and_take_many_objects_of_edge_sizes() {
     let source = Server::embedded(128 * MIB);
     let destination = Server::embedded(128 * MIB);
-    let copies: Vec<_> = (0..SIZES.len() as u32).map(|n| oid(2, n)).collect();
-    let takes: Vec<_> = (0..SIZES.len() as u32).map(|n| oid(3, n)).collect();
-    let mut store = source.store();
-    for (i, (data, metadata)) in SIZES.iter().enumerate() {
-        put(&mut store, copies[i], *data, *metadata);
-        put(&mut store, takes[i], *data, *metadata);
-    }
-
-    let client = client(destination.addr).await;
-    let report = client
-        .sync(vec![
-            PeerRequest::Copy {
-                from: source.addr,
-                objects: copies.clone(),
-            },
-            PeerRequest::Take {
-                from: source.addr,
-                objects: takes.clone(),
-            },
-        ])
-        .await
-        .unwrap();
-    assert!(report.is_success(), "{report:?}");
-    let mut dest = destination.store();
-    for (i, (data, metadata)) in SIZES.iter().enumerate() {
-        verify(&mut dest, copies[i], *data, *metadata);
-        verify(&mut dest, takes[i], *data, *metadata);
-        assert!(
-            contains(&mut store, copies[i]),
-            "COPY must keep the source object"
-        );
-        assert!(
-            !contains(&mut store, takes[i]),
-            "TAKE must delete the source object after the Ack"
-        );
-    }
+    copy_and_take_edge_sizes(&source, &destination, 2, 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
