@@ -386,7 +386,20 @@ impl Endpoint {
                     debug!(%peer, "QUIC did not connect recently; TLS over TCP directly");
                     return self.connect_tcp(peer).await;
                 }
-                match self.connect_quic(peer, config.quic_connect_timeout).await {
+                // Nothing listening on the UDP port usually answers with ICMP "port
+                // unreachable" at once: fall back then rather than after the whole timeout.
+                let attempt = tokio::select! {
+                    result = self.connect_quic(peer, config.quic_connect_timeout) => result,
+                    () = udp_port_unreachable(peer) => {
+                        debug!(%peer, "UDP port unreachable: no QUIC there");
+                        Err(TransportError::Timeout {
+                            peer,
+                            what: "QUIC handshake (UDP port unreachable)",
+                            after: Duration::ZERO,
+                        })
+                    }
+                };
+                match attempt {
                     Err(TransportError::Timeout { .. }) => {
                         let first = self
                             .inner
@@ -395,7 +408,7 @@ impl Endpoint {
                             .map(|mut seen| seen.insert(peer))
                             .unwrap_or(true);
                         if first {
-                            warn!(%peer, timeout = ?config.quic_connect_timeout, "QUIC did not connect; falling back to TLS over TCP");
+                            warn!(%peer, timeout = ?config.quic_connect_timeout, "QUIC did not connect (timed out, or the UDP port is unreachable); falling back to TLS over TCP");
                         } else {
                             debug!(%peer, "QUIC did not connect; TLS over TCP");
                         }
@@ -514,6 +527,45 @@ impl Endpoint {
         debug!(%peer, "TLS over TCP connected");
         Ok(Connection::tcp_client(dialer))
     }
+}
+
+/// Resolves if `peer`'s UDP port answers a probe with ICMP "port unreachable" (nothing listens
+/// for QUIC there: a server in `--transport tcp`, or an old one); otherwise never resolves.
+///
+/// The probe is a one-byte datagram from a connected UDP socket, which is how Linux reports
+/// the ICMP error (`ECONNREFUSED` on the next receive). One byte is shorter than any QUIC
+/// packet, so a QUIC server drops it unread. A path that drops UDP silently gives no answer,
+/// and the caller's handshake timeout decides as before.
+async fn udp_port_unreachable(peer: SocketAddr) {
+    /// Probes sent (ICMP can be lost or rate-limited too), and the wait after each.
+    const PROBES: usize = 3;
+    const PROBE_WAIT: Duration = Duration::from_millis(150);
+    let peer = canonical(peer);
+    let local: SocketAddr = match peer {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let refused = |err: &io::Error| err.kind() == io::ErrorKind::ConnectionRefused;
+    if let Ok(socket) = tokio::net::UdpSocket::bind(local).await {
+        if socket.connect(peer).await.is_ok() {
+            for _ in 0..PROBES {
+                if let Err(err) = socket.send(&[0]).await {
+                    if refused(&err) {
+                        return;
+                    }
+                }
+                let mut reply = [0u8; 1];
+                if let Ok(Err(err)) =
+                    tokio::time::timeout(PROBE_WAIT, socket.recv(&mut reply)).await
+                {
+                    if refused(&err) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    std::future::pending().await
 }
 
 fn endpoint_config(config: &TransportConfig) -> quinn::EndpointConfig {

@@ -321,18 +321,19 @@ async fn auto_falls_back_to_tcp_when_the_peer_serves_no_udp() {
         echo_server(localhost(), &server_id, &trust, config(TransportMode::Tcp)).await;
     let addr = server.local_addr().unwrap();
 
-    let impatient = TransportConfig {
-        quic_connect_timeout: Duration::from_millis(400),
+    // Nothing listens on the UDP port: the ICMP "port unreachable" answer to QUIC's probe
+    // triggers the fallback at once, long before the (here generous) QUIC timeout.
+    let patient = TransportConfig {
+        quic_connect_timeout: Duration::from_secs(20),
         ..config(TransportMode::Auto)
     };
-    let client = Endpoint::client(&client_id, &trust, impatient)
-        .await
-        .unwrap();
+    let client = Endpoint::client(&client_id, &trust, patient).await.unwrap();
     let started = std::time::Instant::now();
     let connection = client.connect(addr).await.unwrap();
     assert!(
-        started.elapsed() >= Duration::from_millis(400),
-        "QUIC was tried first"
+        started.elapsed() < Duration::from_secs(5),
+        "fell back on port unreachable, not after the QUIC timeout ({:?})",
+        started.elapsed()
     );
     assert_eq!(connection.kind(), ConnectionKind::Tcp);
     assert_eq!(connection.peer_fingerprint(), Some(server_id.fingerprint()));
