@@ -348,7 +348,7 @@ async fn dial(peer: SocketAddr, connector: &TlsConnector, timeout: Duration) -> 
         let server_name = rustls::pki_types::ServerName::try_from(crate::endpoint::SERVER_NAME)
             .map_err(|_| TransportError::Unsupported("invalid server name"))?;
         connector
-            .connect(server_name, tcp)
+            .connect(server_name, crate::stream::buffered_tcp(tcp))
             .await
             .map_err(|err| TransportError::Handshake {
                 peer,
@@ -356,7 +356,11 @@ async fn dial(peer: SocketAddr, connector: &TlsConnector, timeout: Duration) -> 
             })
     };
     match tokio::time::timeout(timeout, attempt).await {
-        Ok(result) => Ok(tokio_rustls::TlsStream::Client(result?)),
+        Ok(result) => {
+            let mut socket = tokio_rustls::TlsStream::Client(result?);
+            crate::stream::tune_tls(&mut socket);
+            Ok(socket)
+        }
         Err(_) => Err(TransportError::Timeout {
             peer,
             what: "TLS-over-TCP handshake",

@@ -831,9 +831,15 @@ async fn classify_tcp(
     }
     match (first[0], acceptor) {
         (TLS_HANDSHAKE, Some(acceptor)) => {
-            match tokio::time::timeout(config.handshake_timeout, acceptor.accept(stream)).await {
+            match tokio::time::timeout(
+                config.handshake_timeout,
+                acceptor.accept(crate::stream::buffered_tcp(stream)),
+            )
+            .await
+            {
                 Ok(Ok(tls)) => {
-                    let socket = tokio_rustls::TlsStream::Server(tls);
+                    let mut socket = tokio_rustls::TlsStream::Server(tls);
+                    crate::stream::tune_tls(&mut socket);
                     let accepted = TcpAccepted::new(peer, socket, permit, config.idle_timeout);
                     debug!(fingerprint = ?accepted.peer_fingerprint, "TLS-over-TCP connection accepted");
                     Some(Incoming::Connection(Connection::tcp_server(accepted)))

@@ -12,15 +12,42 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
+use tokio::io::{
+    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf, ReadHalf, WriteHalf,
+};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
 use crate::error::{explain_io_error, Result, TransportError};
 
-/// A TLS session over TCP, client or server side.
-pub(crate) type TlsSocket = tokio_rustls::TlsStream<TcpStream>;
+/// A TLS session over TCP, client or server side. The TCP socket is read through a buffer
+/// ([`buffered_tcp`]): rustls asks the socket for at most about 4 KiB per read, so unbuffered a
+/// GiB costs a quarter of a million `recvfrom` calls.
+pub(crate) type TlsSocket = tokio_rustls::TlsStream<BufReader<TcpStream>>;
+
+/// Bytes read from the kernel at once under rustls (one buffer per TLS-over-TCP socket).
+const TCP_READ_BUFFER: usize = 64 * 1024;
+
+/// Most encrypted bytes rustls queues before writing them to the socket (its default is
+/// 64 KiB): fewer, larger `writev` calls for bulk data, a few hundred KiB per busy socket.
+const TLS_SEND_BUFFER: usize = 256 * 1024;
+
+/// Wraps a freshly connected or accepted TCP socket for rustls: reads go through a
+/// [`TCP_READ_BUFFER`] buffer (writes pass straight through). The buffer only ever holds TLS
+/// records, which rustls consumes in order, so nothing is read past the TLS session.
+pub(crate) fn buffered_tcp(tcp: TcpStream) -> BufReader<TcpStream> {
+    BufReader::with_capacity(TCP_READ_BUFFER, tcp)
+}
+
+/// Tunes a TLS session once its handshake is done (see [`TLS_SEND_BUFFER`]).
+pub(crate) fn tune_tls(socket: &mut TlsSocket) {
+    let limit = Some(TLS_SEND_BUFFER);
+    match socket {
+        tokio_rustls::TlsStream::Client(stream) => stream.get_mut().1.set_buffer_limit(limit),
+        tokio_rustls::TlsStream::Server(stream) => stream.get_mut().1.set_buffer_limit(limit),
+    }
+}
 
 /// Largest buffer `read_chunk` allocates over TCP in one call.
 const TCP_CHUNK_LIMIT: usize = 256 * 1024;
