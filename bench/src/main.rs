@@ -49,6 +49,10 @@ struct Cli {
     /// Do not append to docs/benchmarks.md (results still go to bench/results/).
     #[arg(long)]
     no_doc: bool,
+    /// Start destination stores without `--populate`, so page faults on fresh store memory
+    /// are inside the measurement (the copy peers' destinations are always faulted in first).
+    #[arg(long)]
+    lazy_store: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -166,6 +170,7 @@ fn run(cli: Cli) -> Result<(), BenchError> {
 }
 
 fn run_benchmarks(cli: &Cli) -> Result<(), BenchError> {
+    plasma_stream_bench::servers::set_populate_destination(!cli.lazy_store);
     let opts = Options {
         quick: cli.quick,
         runs: cli.runs,
@@ -291,8 +296,13 @@ fn machine_line() -> String {
     let extra = std::env::var("PLASMA_STREAM_BENCH_SERVER_ARGS")
         .map(|a| format!(" Extra server options: `{a}`."))
         .unwrap_or_default();
+    let store = if plasma_stream_bench::servers::populate_destination() {
+        " Destination store: `--populate` (memory faulted in at start, like the copy peers')."
+    } else {
+        " Destination store: lazy (`--lazy-store`: page faults inside the measurement)."
+    };
     format!(
-        "Code: commit `{commit}`.{extra} Machine: {cpus} vCPU, Linux {}, release profile; shared with \
+        "Code: commit `{commit}`.{extra}{store} Machine: {cpus} vCPU, Linux {}, release profile; shared with \
          other builds (noisy: compare ratios within this run).",
         kernel.trim()
     )

@@ -31,6 +31,23 @@ pub enum Transport {
     TcpFallback,
 }
 
+/// Whether destination stores start with `--populate` (the default; `--lazy-store` turns it
+/// off). The copy peers write into destination memory faulted in before their clock starts;
+/// `--populate` is the server's way to have the same, so both sides measure the transfer and
+/// not the kernel zeroing fresh pages.
+static POPULATE_DESTINATION: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(true);
+
+/// Sets whether destination stores are populated at start (see [`POPULATE_DESTINATION`]).
+pub fn set_populate_destination(on: bool) {
+    POPULATE_DESTINATION.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether destination stores are populated at start.
+pub fn populate_destination() -> bool {
+    POPULATE_DESTINATION.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Objects up to this count get a progress watcher (time until half are done); beyond it the
 /// watcher's polling would cost more than it tells.
 const WATCH_MAX_OBJECTS: u64 = 1024;
@@ -75,6 +92,7 @@ impl Server {
         store_bytes: u64,
         transport: &Transport,
         legacy: bool,
+        populate: bool,
     ) -> Result<Self, BenchError> {
         let port = crate::free_port()?;
         let socket = dir.join(format!("{name}.sock"));
@@ -98,6 +116,9 @@ impl Server {
         }
         if legacy {
             cmd.arg("--legacy-tcp");
+        }
+        if populate {
+            cmd.arg("--populate");
         }
         // A/B knob: extra server options for every server of the run, e.g. `--prefault`.
         if let Some(extra) = std::env::var_os("PLASMA_STREAM_BENCH_SERVER_ARGS") {
@@ -206,6 +227,7 @@ impl Pair {
             bytes,
             transport,
             legacy,
+            false,
         )?;
         let dst = Server::start(
             "dst",
@@ -215,6 +237,7 @@ impl Pair {
             bytes,
             transport,
             false,
+            populate_destination(),
         )?;
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -83,7 +83,9 @@ pub async fn run(options: Options) -> Result<(), StartError> {
 
     match options.embedded_store {
         Some(capacity) => {
-            let config = plasma_store::store::StoreConfig::new(&options.plasma_socket, capacity);
+            let mut config =
+                plasma_store::store::StoreConfig::new(&options.plasma_socket, capacity);
+            config.populate = options.populate;
             let store = plasma_store::store::EmbeddedStore::start(config)?;
             info!(socket = %options.plasma_socket.display(), capacity, "embedded Plasma store running");
             let handle = store.handle();

@@ -37,6 +37,13 @@ pub struct Options {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub embedded_store: Option<u64>,
 
+    /// With --embedded-store: commit the store's memory at start (allocated, zeroed and mapped,
+    /// about 0.6 s per GiB on one core) and keep freed pages. Receiving then never waits for
+    /// page faults, which otherwise bound a fast link's throughput (the kernel zeroes fresh
+    /// pages at ~1.7 GB/s per core); the store holds its whole size in RAM from the start.
+    #[arg(long, requires = "embedded_store")]
+    pub populate: bool,
+
     /// Development mode: accept any peer or client, no certificate checks. Never in production.
     #[arg(long)]
     pub insecure: bool,

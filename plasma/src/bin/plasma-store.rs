@@ -30,6 +30,10 @@ struct Args {
     /// anonymous memfds, not files in a directory.
     #[arg(short = 'd', long = "directory")]
     directory: Option<PathBuf>,
+    /// Commit the whole first arena at start (allocated, zeroed, mapped) and keep freed pages:
+    /// writes never wait for page faults, and the store holds its capacity in RAM from the start.
+    #[arg(long)]
+    populate: bool,
 }
 
 fn main() -> ExitCode {
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         socket_path: args.socket.clone(),
         capacity: args.memory,
         arena_size: args.arena_size,
+        populate: args.populate,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

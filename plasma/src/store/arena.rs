@@ -23,7 +23,9 @@ pub const PAGE_SIZE: u64 = 4096;
 /// One memfd arena, mapped read-write and shared.
 ///
 /// Pages are populated lazily, so a large arena costs nothing until objects are written, and
-/// freed ranges are handed back to the kernel with [`Arena::punch_hole`].
+/// freed ranges are handed back to the kernel with [`Arena::punch_hole`]. A store configured to
+/// keep its memory resident calls [`Arena::populate`] once instead: every page is then
+/// allocated, zeroed and mapped before the first object arrives.
 pub struct Arena {
     key: SegmentKey,
     fd: OwnedFd,
@@ -100,6 +102,60 @@ impl Arena {
         Some(unsafe { self.map.as_mut_ptr().add(offset) })
     }
 
+    /// Allocates, zeroes and maps every page of the arena now, on up to `threads` threads.
+    ///
+    /// Why: the first write to a fresh shared-memory page faults and the kernel zeroes it. On
+    /// the machines measured here that runs at ~1.7 GB/s per core, slower than the network
+    /// path, so a receive into lazily populated memory is bound by page faults (half of the
+    /// receiving server's CPU in profiles). Paying it once at start-up takes it off every
+    /// transfer. Uses `MADV_POPULATE_WRITE` (Linux 5.14+); on older kernels `fallocate`
+    /// allocates the pages without mapping them, which still saves the zeroing.
+    pub fn populate(&self, threads: usize) -> std::io::Result<()> {
+        let len = usize::try_from(self.len).map_err(std::io::Error::other)?;
+        let threads = threads.clamp(1, 16);
+        // Whole pages per thread, so every madvise range is page-aligned.
+        let pages = len / PAGE_SIZE as usize;
+        let per_thread = pages.div_ceil(threads) * PAGE_SIZE as usize;
+        let base = self.map.as_mut_ptr() as usize;
+        let results: Vec<std::io::Result<()>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|i| i * per_thread)
+                .filter(|&start| start < len)
+                .map(|start| {
+                    let chunk = per_thread.min(len - start);
+                    scope.spawn(move || {
+                        // SAFETY: [base + start, base + start + chunk) lies inside this
+                        // arena's mapping (start < len, chunk <= len - start), which lives as
+                        // long as `self`; populating maps pages and writes no bytes.
+                        unsafe {
+                            rustix::mm::madvise(
+                                (base + start) as *mut std::ffi::c_void,
+                                chunk,
+                                rustix::mm::Advice::LinuxPopulateWrite,
+                            )
+                        }
+                        .map_err(std::io::Error::from)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join()
+                        .unwrap_or_else(|_| Err(std::io::Error::other("populate thread panicked")))
+                })
+                .collect()
+        });
+        match results.into_iter().find(|r| r.is_err()) {
+            None => Ok(()),
+            Some(Err(e)) if e.raw_os_error() == Some(libc::EINVAL) => {
+                rustix::fs::fallocate(&self.fd, FallocateFlags::KEEP_SIZE, 0, self.len)?;
+                Ok(())
+            }
+            Some(other) => other,
+        }
+    }
+
     /// Gives the pages fully inside `[offset, offset + len)` back to the kernel; the file keeps
     /// its size and the range reads as zeroes afterwards. Errors are reported, not fatal: the
     /// memory simply stays populated.
@@ -138,5 +194,26 @@ mod tests {
         assert_eq!(other[PAGE_SIZE as usize], 0);
         assert!(arena.ptr(4 * PAGE_SIZE, 1).is_none());
         assert!(arena.ptr(u64::MAX, 2).is_none());
+    }
+
+    /// Resident shared memory of this process, from /proc (what populating must raise).
+    fn rss_shmem_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("RssShmem:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn populate_maps_every_page_and_keeps_it_zeroed() {
+        const LEN: u64 = 64 << 20;
+        let arena = Arena::create(9, LEN + 1).unwrap();
+        let before = rss_shmem_kib();
+        arena.populate(3).unwrap();
+        let gained = rss_shmem_kib().saturating_sub(before);
+        // Other tests in this process may map and drop shared memory meanwhile; the arena
+        // alone accounts for LEN + one page, so require nearly all of it.
+        assert!(gained >= (LEN >> 10) * 9 / 10, "populate mapped only {gained} KiB");
+        let last = arena.ptr(arena.len() - 1, 1).unwrap();
+        assert_eq!(unsafe { *last }, 0);
     }
 }

@@ -48,6 +48,11 @@ pub struct StoreConfig {
     /// Length of each arena; `None` = the capacity (one arena, more only under fragmentation
     /// or for objects larger than the arena).
     pub arena_size: Option<u64>,
+    /// Commit the first arena's memory at start (allocated, zeroed, mapped; takes about a
+    /// second per 1.7 GB on one core here) and keep freed pages instead of handing them back.
+    /// Receiving an object then never waits for page faults, at the price of holding the
+    /// whole arena in RAM from the start.
+    pub populate: bool,
 }
 
 impl StoreConfig {
@@ -56,6 +61,7 @@ impl StoreConfig {
             socket_path: socket_path.into(),
             capacity,
             arena_size: None,
+            populate: false,
         }
     }
 }
@@ -115,6 +121,7 @@ impl EmbeddedStore {
         let limits = Limits {
             capacity: config.capacity,
             arena_size,
+            resident: config.populate,
         };
         let state = StoreState::new(limits, server::encode_notification)?;
         let shared = Arc::new(Shared {

@@ -154,6 +154,9 @@ pub struct Limits {
     pub capacity: u64,
     /// Length of a normal arena; an object that does not fit gets an arena of its own size.
     pub arena_size: u64,
+    /// Populate the first arena at start and never punch its freed pages: the memory stays
+    /// resident, so writing an object never page-faults (see [`Arena::populate`]).
+    pub resident: bool,
 }
 
 /// The first object offset in an arena (the real store's first object also sits at 64).
@@ -290,7 +293,19 @@ impl StoreState {
         state
             .clients
             .insert(EMBEDDED_CLIENT, ClientRecord::default());
-        state.add_arena(limits.arena_size)?;
+        let first = state.add_arena(limits.arena_size)?;
+        if limits.resident {
+            if let Some(slot) = state.arenas.get(&first) {
+                let started = Instant::now();
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                slot.arena.populate(threads)?;
+                tracing::info!(
+                    bytes = slot.arena.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "store memory populated"
+                );
+            }
+        }
         Ok(state)
     }
 
@@ -807,7 +822,7 @@ impl StoreState {
                 }
                 self.arenas.remove(&entry.arena_key);
                 debug!(key = entry.arena_key, "dropped empty arena");
-            } else {
+            } else if !(self.limits.resident && Some(entry.arena_key) == first_key) {
                 // Hand the object's pages back to the kernel a little later, if they are still
                 // free then: memory freed and soon reused (the common create/delete cycle)
                 // keeps its pages instead of being zero-filled again on every fault.

@@ -23,6 +23,7 @@ fn state(capacity: u64, arena_size: u64) -> StoreState {
         Limits {
             capacity,
             arena_size,
+            resident: false,
         },
         no_notes,
     )
