@@ -398,7 +398,8 @@ pub fn oid(tag: u8, n: u32) -> ObjectId {
     ObjectId::from_bytes(bytes)
 }
 
-fn store_id(id: ObjectId) -> StoreId {
+/// The store crate's form of an object ID.
+pub fn store_id(id: ObjectId) -> StoreId {
     StoreId(*id.as_bytes())
 }
 

@@ -747,3 +747,63 @@ async fn prefault_keeps_every_byte() {
     verify(&mut destination.store(), ids[0], 48 * MIB + 123, 9);
     verify(&mut destination.store(), ids[1], 9 * MIB, 0);
 }
+
+/// Resident shared memory of a process in KiB (`RssShmem` in /proc/PID/status).
+fn rss_shmem_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssShmem:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn populated_store_is_resident_from_the_start_and_keeps_freed_pages() {
+    let source = Server::embedded(128 * MIB);
+    let mut config = ServerConfig::embedded(128 * MIB);
+    config.extra = vec!["--populate".into()];
+    let destination = Server::start(config);
+    // The whole store is mapped before the first object arrives (a lazy store maps ~nothing).
+    let at_start = rss_shmem_kib(destination.process.pid());
+    assert!(at_start >= 120 * 1024, "RssShmem {at_start} KiB at start");
+
+    // Fill, free and fill again: objects land in recycled pages and keep their bytes.
+    for round in 0..2u32 {
+        let ids = [oid(29, 2 * round + 1), oid(29, 2 * round + 2)];
+        put(&mut source.store(), ids[0], 40 * MIB + 7, 5);
+        put(&mut source.store(), ids[1], 3 * MIB, 0);
+        let report = client(destination.addr)
+            .await
+            .sync(vec![PeerRequest::Take {
+                from: source.addr,
+                objects: ids.to_vec(),
+            }])
+            .await
+            .unwrap();
+        assert!(report.is_success(), "round {round}: {report:?}");
+        verify(&mut destination.store(), ids[0], 40 * MIB + 7, 5);
+        verify(&mut destination.store(), ids[1], 3 * MIB, 0);
+        let store_ids: Vec<_> = ids
+            .iter()
+            .map(|&id| plasma_stream_tests::store_id(id))
+            .collect();
+        destination.store().delete(&store_ids).unwrap();
+    }
+    // A lazy store hands freed pages back after 2 s; a populated one keeps them.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let after = rss_shmem_kib(destination.process.pid());
+    assert!(after >= 120 * 1024, "RssShmem {after} KiB after frees");
+}
+
+#[test]
+fn populate_needs_an_embedded_store() {
+    let out = std::process::Command::new(plasma_stream_tests::binary("plasma-stream-server"))
+        .args(["--populate", "-s", "/nonexistent/plasma.sock"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--embedded-store"), "{stderr}");
+}

@@ -212,7 +212,10 @@ mod tests {
         let gained = rss_shmem_kib().saturating_sub(before);
         // Other tests in this process may map and drop shared memory meanwhile; the arena
         // alone accounts for LEN + one page, so require nearly all of it.
-        assert!(gained >= (LEN >> 10) * 9 / 10, "populate mapped only {gained} KiB");
+        assert!(
+            gained >= (LEN >> 10) * 9 / 10,
+            "populate mapped only {gained} KiB"
+        );
         let last = arena.ptr(arena.len() - 1, 1).unwrap();
         assert_eq!(unsafe { *last }, 0);
     }
