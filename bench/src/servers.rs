@@ -72,6 +72,15 @@ pub fn store_bytes(w: &Workload) -> u64 {
     total + (total / 8).max(64 << 20) + w.objects * 4096
 }
 
+/// Which end of a measurement a server is, with what that end needs.
+#[derive(Clone, Copy, Debug)]
+pub enum Side {
+    /// Holds the objects; `legacy` also serves the original plaintext format.
+    Source { legacy: bool },
+    /// Pulls the objects; `populate` starts its store with `--populate`.
+    Destination { populate: bool },
+}
+
 /// One running server.
 pub struct Server {
     pub process: ChildGuard,
@@ -91,9 +100,12 @@ impl Server {
         ip: IpAddr,
         store_bytes: u64,
         transport: &Transport,
-        legacy: bool,
-        populate: bool,
+        side: Side,
     ) -> Result<Self, BenchError> {
+        let (legacy, populate) = match side {
+            Side::Source { legacy } => (legacy, false),
+            Side::Destination { populate } => (false, populate),
+        };
         let port = crate::free_port()?;
         let socket = dir.join(format!("{name}.sock"));
         let log = dir.join(format!("{name}.log"));
@@ -226,8 +238,7 @@ impl Pair {
             parse(src_ip)?,
             bytes,
             transport,
-            legacy,
-            false,
+            Side::Source { legacy },
         )?;
         let dst = Server::start(
             "dst",
@@ -236,8 +247,9 @@ impl Pair {
             parse(dst_ip)?,
             bytes,
             transport,
-            false,
-            populate_destination(),
+            Side::Destination {
+                populate: populate_destination(),
+            },
         )?;
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

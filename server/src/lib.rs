@@ -23,6 +23,7 @@ pub mod node;
 pub mod options;
 pub mod prefault;
 pub mod receiver;
+pub mod send_order;
 pub mod sender;
 pub mod shutdown;
 pub mod sync;
@@ -182,6 +183,7 @@ async fn serve<S: ObjectStore>(
         idle_timeout: Duration::from_secs(options.stream_timeout.max(1)),
         streams_per_peer: options.streams_per_peer.max(1),
         prefault: options.prefault,
+        send_fairness: options.send_fairness,
         endpoint: endpoint.clone(),
         fingerprint,
         listen,

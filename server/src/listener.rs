@@ -7,13 +7,16 @@ use std::sync::Arc;
 
 use plasma_store::ObjectStore;
 use plasma_stream_protocol::wire::{StreamRequest, SyncReport, SyncRequest};
-use plasma_stream_transport::{Connection, Endpoint, Incoming, RecvStream, SendStream};
+use plasma_stream_transport::{
+    Connection, ConnectionKind, Endpoint, Incoming, RecvStream, SendStream,
+};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::error::ExchangeError;
 use crate::framing::{write_message, MessageReader};
 use crate::legacy::serve_legacy;
 use crate::node::Node;
+use crate::send_order::{self, SendOrder};
 use crate::sender::serve_object;
 use crate::shutdown::Phase;
 use crate::sync::run_sync;
@@ -43,6 +46,10 @@ pub async fn accept_loop<S: ObjectStore>(node: Arc<Node<S>>, endpoint: Endpoint)
 
 async fn serve_connection<S: ObjectStore>(node: Arc<Node<S>>, connection: Connection) {
     debug!("connection accepted");
+    // Over QUIC, large objects are sent in the order the puller opened their streams (see
+    // `send_order`); TCP exchanges each have a socket of their own.
+    let order = (connection.kind() == ConnectionKind::Quic && !node.send_fairness)
+        .then(|| SendOrder::new(send_order::LANES));
     loop {
         let exchange = tokio::select! {
             exchange = connection.accept_bi() => exchange,
@@ -50,7 +57,9 @@ async fn serve_connection<S: ObjectStore>(node: Arc<Node<S>>, connection: Connec
         };
         match exchange {
             Ok(Some((send, recv))) => {
-                tokio::spawn(serve_exchange(node.clone(), send, recv).in_current_span());
+                tokio::spawn(
+                    serve_exchange(node.clone(), send, recv, order.clone()).in_current_span(),
+                );
             }
             Ok(None) => break,
             Err(error) => {
@@ -66,6 +75,7 @@ async fn serve_exchange<S: ObjectStore>(
     node: Arc<Node<S>>,
     mut send: SendStream,
     recv: RecvStream,
+    order: Option<Arc<SendOrder>>,
 ) {
     let mut reader = MessageReader::new(recv, node.idle_timeout, &node.message_budget);
     loop {
@@ -79,7 +89,7 @@ async fn serve_exchange<S: ObjectStore>(
                 let span = info_span!("object", object = %request.id, kind = %request.kind);
                 let _transfer = node.shutdown.transfer();
                 let served = tokio::select! {
-                    served = serve_object(&node, request, &mut send, &mut reader).instrument(span) => served,
+                    served = serve_object(&node, request, &mut send, &mut reader, order.as_ref()).instrument(span) => served,
                     _ = node.shutdown.reached(Phase::Aborting) => Err(ExchangeError::ShuttingDown),
                 };
                 served.map(|_| ())

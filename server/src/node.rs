@@ -27,6 +27,9 @@ pub struct Node<S> {
     pub idle_timeout: Duration,
     /// Fault in large objects' pages on a helper thread while their bytes arrive.
     pub prefault: bool,
+    /// Share the send window between object streams round-robin (`--send-fairness`) instead
+    /// of serving earlier-requested objects first.
+    pub send_fairness: bool,
     /// Object streams in flight per peer request (bounds memory and open streams).
     pub streams_per_peer: usize,
     /// Dials peers (pooled: one connection per peer, shared by concurrent SYNCs).

@@ -5,6 +5,7 @@
 //! sizes (0x50/0x51), only then BEGIN. TAKE deletes **after** the puller's 0x41 Ack, never
 //! before: no Ack, no delete — a TAKE can leave a duplicate, never a loss.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use tracing::{debug, info, warn};
 use crate::error::ExchangeError;
 use crate::framing::{write_bytes, write_message, MessageReader};
 use crate::node::{store_id, Node};
+use crate::send_order::{self, SendOrder, Ticket};
 
 /// Largest piece handed to the transport at once. Pieces are zero-copy slices of the store's
 /// mapping; slicing only keeps each write's timeout meaningful on slow links.
@@ -38,9 +40,13 @@ pub async fn serve_object<S: ObjectStore>(
     request: ObjectRequest,
     send: &mut SendStream,
     reader: &mut MessageReader,
+    order: Option<&Arc<SendOrder>>,
 ) -> Result<Served, ExchangeError> {
     let id = request.id;
     let timeout = node.idle_timeout;
+    if order.is_some() {
+        send.prioritize_by_order();
+    }
 
     // A TAKE claims the ID for its whole exchange; anyone else asking meanwhile gets 0x70.
     let take_claim = match request.kind {
@@ -91,7 +97,17 @@ pub async fn serve_object<S: ObjectStore>(
     }
     let data = object.data.slice(request.resume_offset as usize..);
     let mut digest = request.digest_trailer.then(DataDigest::new);
-    send_data(send, &data, timeout, digest.as_mut()).await?;
+    let ticket = match (order, send.quic_index()) {
+        (Some(order), Some(index)) if data.len() >= send_order::ORDERED_MIN => {
+            let ticket = order.enter(index);
+            ticket.turn().await;
+            Some(ticket)
+        }
+        _ => None,
+    };
+    send_data(send, &data, timeout, digest.as_mut(), ticket.as_ref()).await?;
+    // All data is with the transport: the next object may start filling the window.
+    drop(ticket);
     crate::framing::flush(send).await?;
     if let Some(digest) = digest {
         let mut trailer = Vec::with_capacity(8);
@@ -143,6 +159,7 @@ async fn send_data(
     data: &Bytes,
     timeout: Duration,
     mut digest: Option<&mut DataDigest>,
+    ticket: Option<&Ticket>,
 ) -> Result<(), ExchangeError> {
     let mut start = 0;
     while start < data.len() {
@@ -151,7 +168,22 @@ async fn send_data(
         if let Some(digest) = digest.as_deref_mut() {
             digest.update(&piece);
         }
-        write_bytes(send, piece, timeout).await?;
+        match ticket {
+            None => write_bytes(send, piece, timeout).await?,
+            Some(ticket) => {
+                let write = write_bytes(send, piece, timeout);
+                tokio::pin!(write);
+                tokio::select! {
+                    written = &mut write => written?,
+                    _ = tokio::time::sleep(send_order::STALL) => {
+                        // Not moving: let the next object use the lane meanwhile.
+                        ticket.set_stalled(true);
+                        write.await?;
+                        ticket.set_stalled(false);
+                    }
+                }
+            }
+        }
         start = end;
     }
     Ok(())
