@@ -49,8 +49,8 @@ struct Cli {
     /// Do not append to docs/benchmarks.md (results still go to bench/results/).
     #[arg(long)]
     no_doc: bool,
-    /// Start destination stores without `--populate`, so page faults on fresh store memory
-    /// are inside the measurement (the copy peers' destinations are always faulted in first).
+    /// Start the servers' stores without `--populate`, so page faults on store memory are
+    /// inside the measurement (the copy peers' memory is always faulted in first).
     #[arg(long)]
     lazy_store: bool,
     #[command(subcommand)]
@@ -170,7 +170,7 @@ fn run(cli: Cli) -> Result<(), BenchError> {
 }
 
 fn run_benchmarks(cli: &Cli) -> Result<(), BenchError> {
-    plasma_stream_bench::servers::set_populate_destination(!cli.lazy_store);
+    plasma_stream_bench::servers::set_populate_stores(!cli.lazy_store);
     let opts = Options {
         quick: cli.quick,
         runs: cli.runs,
@@ -296,10 +296,10 @@ fn machine_line() -> String {
     let extra = std::env::var("PLASMA_STREAM_BENCH_SERVER_ARGS")
         .map(|a| format!(" Extra server options: `{a}`."))
         .unwrap_or_default();
-    let store = if plasma_stream_bench::servers::populate_destination() {
-        " Destination store: `--populate` (memory faulted in at start, like the copy peers')."
+    let store = if plasma_stream_bench::servers::populate_stores() {
+        " Stores: `--populate` (memory faulted in at start, like the copy peers')."
     } else {
-        " Destination store: lazy (`--lazy-store`: page faults inside the measurement)."
+        " Stores: lazy (`--lazy-store`: page faults inside the measurement)."
     };
     format!(
         "Code: commit `{commit}`.{extra}{store} Machine: {cpus} vCPU, Linux {}, release profile; shared with \

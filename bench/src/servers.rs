@@ -31,21 +31,22 @@ pub enum Transport {
     TcpFallback,
 }
 
-/// Whether destination stores start with `--populate` (the default; `--lazy-store` turns it
-/// off). The copy peers write into destination memory faulted in before their clock starts;
-/// `--populate` is the server's way to have the same, so both sides measure the transfer and
-/// not the kernel zeroing fresh pages.
-static POPULATE_DESTINATION: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(true);
+/// Whether both servers' stores start with `--populate` (the default; `--lazy-store` turns it
+/// off). The copy peers read from and write into memory faulted in before their clock starts;
+/// `--populate` is the server's way to have the same (the destination does not zero fresh
+/// pages, the source's mapping is already in its page tables), so both sides measure the
+/// transfer and not the kernel's page faults. Every server of a deployment would run with the
+/// same options, so source and destination get it alike.
+static POPULATE_STORES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
-/// Sets whether destination stores are populated at start (see [`POPULATE_DESTINATION`]).
-pub fn set_populate_destination(on: bool) {
-    POPULATE_DESTINATION.store(on, std::sync::atomic::Ordering::Relaxed);
+/// Sets whether stores are populated at start (see [`POPULATE_STORES`]).
+pub fn set_populate_stores(on: bool) {
+    POPULATE_STORES.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Whether destination stores are populated at start.
-pub fn populate_destination() -> bool {
-    POPULATE_DESTINATION.load(std::sync::atomic::Ordering::Relaxed)
+/// Whether stores are populated at start.
+pub fn populate_stores() -> bool {
+    POPULATE_STORES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Objects up to this count get a progress watcher (time until half are done); beyond it the
@@ -72,15 +73,6 @@ pub fn store_bytes(w: &Workload) -> u64 {
     total + (total / 8).max(64 << 20) + w.objects * 4096
 }
 
-/// Which end of a measurement a server is, with what that end needs.
-#[derive(Clone, Copy, Debug)]
-pub enum Side {
-    /// Holds the objects; `legacy` also serves the original plaintext format.
-    Source { legacy: bool },
-    /// Pulls the objects; `populate` starts its store with `--populate`.
-    Destination { populate: bool },
-}
-
 /// One running server.
 pub struct Server {
     pub process: ChildGuard,
@@ -100,12 +92,8 @@ impl Server {
         ip: IpAddr,
         store_bytes: u64,
         transport: &Transport,
-        side: Side,
+        legacy: bool,
     ) -> Result<Self, BenchError> {
-        let (legacy, populate) = match side {
-            Side::Source { legacy } => (legacy, false),
-            Side::Destination { populate } => (false, populate),
-        };
         let port = crate::free_port()?;
         let socket = dir.join(format!("{name}.sock"));
         let log = dir.join(format!("{name}.log"));
@@ -129,7 +117,7 @@ impl Server {
         if legacy {
             cmd.arg("--legacy-tcp");
         }
-        if populate {
+        if populate_stores() {
             cmd.arg("--populate");
         }
         // A/B knob: extra server options for every server of the run, e.g. `--prefault`.
@@ -238,7 +226,7 @@ impl Pair {
             parse(src_ip)?,
             bytes,
             transport,
-            Side::Source { legacy },
+            legacy,
         )?;
         let dst = Server::start(
             "dst",
@@ -247,9 +235,7 @@ impl Pair {
             parse(dst_ip)?,
             bytes,
             transport,
-            Side::Destination {
-                populate: populate_destination(),
-            },
+            false,
         )?;
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
