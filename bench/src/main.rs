@@ -53,6 +53,10 @@ struct Cli {
     /// inside the measurement (the copy peers' memory is always faulted in first).
     #[arg(long)]
     lazy_store: bool,
+    /// Runtime workers per Plasma Stream server (0: one per core, the server's default). The
+    /// two servers of a measurement share this machine's cores, so 1 gives each one core.
+    #[arg(long, default_value_t = 1)]
+    server_workers: u16,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -171,6 +175,7 @@ fn run(cli: Cli) -> Result<(), BenchError> {
 
 fn run_benchmarks(cli: &Cli) -> Result<(), BenchError> {
     plasma_stream_bench::servers::set_populate_stores(!cli.lazy_store);
+    plasma_stream_bench::servers::set_server_workers(cli.server_workers);
     let opts = Options {
         quick: cli.quick,
         runs: cli.runs,
@@ -301,8 +306,12 @@ fn machine_line() -> String {
     } else {
         " Stores: lazy (`--lazy-store`: page faults inside the measurement)."
     };
+    let workers = match plasma_stream_bench::servers::server_workers() {
+        0 => " Server workers: one per core.".to_string(),
+        n => format!(" Server workers: `--worker-threads {n}` each."),
+    };
     format!(
-        "Code: commit `{commit}`.{extra}{store} Machine: {cpus} vCPU, Linux {}, release profile; shared with \
+        "Code: commit `{commit}`.{extra}{store}{workers} Machine: {cpus} vCPU, Linux {}, release profile; shared with \
          other builds (noisy: compare ratios within this run).",
         kernel.trim()
     )

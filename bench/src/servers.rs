@@ -44,6 +44,22 @@ pub fn set_populate_stores(on: bool) {
     POPULATE_STORES.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Runtime workers per server (`--worker-threads`); 0 keeps the server's default (one per
+/// core). Default 1: the two servers of a measurement share this machine's cores, and one
+/// worker each is one core each, as each server would have its own machine in a deployment
+/// (the copy peers likewise run one thread per side). `--server-workers` changes it.
+static SERVER_WORKERS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(1);
+
+/// Sets the runtime workers per server (see [`SERVER_WORKERS`]).
+pub fn set_server_workers(workers: u16) {
+    SERVER_WORKERS.store(workers, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Runtime workers per server; 0 = the server's default.
+pub fn server_workers() -> u16 {
+    SERVER_WORKERS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Whether stores are populated at start.
 pub fn populate_stores() -> bool {
     POPULATE_STORES.load(std::sync::atomic::Ordering::Relaxed)
@@ -119,6 +135,9 @@ impl Server {
         }
         if populate_stores() {
             cmd.arg("--populate");
+        }
+        if server_workers() > 0 {
+            cmd.args(["--worker-threads", &server_workers().to_string()]);
         }
         // A/B knob: extra server options for every server of the run, e.g. `--prefault`.
         if let Some(extra) = std::env::var_os("PLASMA_STREAM_BENCH_SERVER_ARGS") {

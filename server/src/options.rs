@@ -114,6 +114,13 @@ pub struct Options {
     #[arg(long, requires = "cert_dir")]
     pub print_fingerprint: bool,
 
+    /// Threads running transfers (the async runtime's workers). Default: one per CPU core.
+    /// Where several servers share a machine's cores, give each about its share: on 2 cores
+    /// with two servers, one worker each moved a 1 GiB object over QUIC 20-30 % faster than
+    /// two each, which kept handing one transfer's work between cores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing directive). Env RUST_LOG wins.
     #[arg(long, default_value = "info")]
     pub log: String,

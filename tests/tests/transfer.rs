@@ -807,3 +807,43 @@ fn populate_needs_an_embedded_store() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--embedded-store"), "{stderr}");
 }
+
+/// Threads of a process whose name starts with `prefix`.
+fn threads_named(pid: u32, prefix: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with(prefix))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_threads_sets_the_runtime_size() {
+    let source = Server::embedded(16 * MIB);
+    let mut config = ServerConfig::embedded(16 * MIB);
+    config.extra = vec!["--worker-threads".into(), "3".into()];
+    let destination = Server::start(config);
+    assert_eq!(
+        threads_named(destination.process.pid(), "tokio-rt-worker"),
+        3
+    );
+    let id = oid(30, 1);
+    put(&mut source.store(), id, 2 * MIB + 1, 3);
+    let report = client(destination.addr)
+        .await
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    verify(&mut destination.store(), id, 2 * MIB + 1, 3);
+
+    let zero = std::process::Command::new(plasma_stream_tests::binary("plasma-stream-server"))
+        .args(["--worker-threads", "0", "--embedded-store", "1MiB"])
+        .output()
+        .unwrap();
+    assert!(!zero.status.success());
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("--worker-threads"));
+}
