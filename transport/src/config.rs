@@ -149,7 +149,8 @@ pub struct TransportConfig {
     /// 0.6–1.0 GB/s, 4096 → 1.2–1.9 GB/s. Capped at 6,500 because quinn sends up to 10
     /// datagrams per GSO call and the kernel refuses GSO batches over 64 KiB (8,192 made quinn
     /// detect a "black hole" and fall back to 1,200). Other paths start at 1,200 and probe up
-    /// to 1,452. Default 4,096; 0 disables it.
+    /// to 1,452. Default 6,500: a 1 GiB object between two servers moved 5-10 % faster than
+    /// with 4,096 (2.25/2.36 vs 2.14/2.14 GB/s, alternating runs); 0 disables it.
     pub loopback_mtu: u16,
 
     /// Ask the peer to acknowledge only every `ack_eliciting_threshold + 1` packets (QUIC ACK
@@ -181,7 +182,7 @@ impl Default for TransportConfig {
             legacy_tcp: false,
             tcp_sockets_per_peer: 8,
             segmentation_offload: true,
-            loopback_mtu: 4096,
+            loopback_mtu: MAX_LOOPBACK_MTU,
             ack_eliciting_threshold: None,
             send_fairness: true,
         }
