@@ -528,6 +528,40 @@ pub async fn client(addr: SocketAddr) -> stream::Client {
         .expect("connect client")
 }
 
+/// Puts `objects` (ID, data bytes, metadata bytes) into `source`'s store, has `destination`
+/// pull them all with `kind` in one SYNC, asserts that every one arrived, and verifies each
+/// byte for byte at the destination.
+pub async fn put_pull_verify(
+    source: &Server,
+    destination: &Server,
+    kind: stream::TransferKind,
+    objects: &[(ObjectId, u64, usize)],
+) {
+    let ids: Vec<ObjectId> = objects.iter().map(|&(id, _, _)| id).collect();
+    for &(id, data_size, metadata_size) in objects {
+        put(&mut source.store(), id, data_size, metadata_size);
+    }
+    let request = match kind {
+        stream::TransferKind::Copy => stream::PeerRequest::Copy {
+            from: source.addr,
+            objects: ids,
+        },
+        stream::TransferKind::Take => stream::PeerRequest::Take {
+            from: source.addr,
+            objects: ids,
+        },
+    };
+    let report = client(destination.addr)
+        .await
+        .sync(vec![request])
+        .await
+        .expect("SYNC");
+    assert!(report.is_success(), "{report:?}");
+    for &(id, data_size, metadata_size) in objects {
+        verify(&mut destination.store(), id, data_size, metadata_size);
+    }
+}
+
 /// Objects of the edge sizes (data bytes, metadata bytes): 0-byte data with metadata, 1 byte,
 /// 1 + 1, 64 KiB metadata, a few MiB.
 pub const EDGE_SIZES: &[(u64, usize)] = &[

@@ -4,9 +4,9 @@
 use plasma_stream_certs::{Identity, Trust};
 use plasma_stream_protocol::wire::SyncReport;
 use plasma_stream_protocol::Status;
-use plasma_stream_tests::{client, oid, put, verify, Server};
+use plasma_stream_tests::{oid, put, put_pull_verify, Server};
 use plasma_stream_transport::{Endpoint, TransportConfig};
-use stream::PeerRequest;
+use stream::TransferKind;
 use tokio::io::AsyncReadExt;
 
 const MIB: u64 = 1 << 20;
@@ -67,16 +67,6 @@ async fn garbage_drops_the_stream_and_the_server_goes_on() {
         let reply = raw_exchange(&destination, &request).await;
         assert!(reply.is_empty(), "no reply to {request:02x?}: {reply:02x?}");
     }
-    let id = oid(61, 1);
-    put(&mut source.store(), id, 10, 0);
-    let report = client(destination.addr)
-        .await
-        .sync(vec![PeerRequest::Copy {
-            from: source.addr,
-            objects: vec![id],
-        }])
-        .await
-        .unwrap();
-    assert!(report.is_success(), "{report:?}");
-    verify(&mut destination.store(), id, 10, 0);
+    let objects = [(oid(61, 1), 10, 0)];
+    put_pull_verify(&source, &destination, TransferKind::Copy, &objects).await;
 }

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use plasma_stream_tests::{
-    client, contains, copy_and_take_edge_sizes, oid, put, verify, Server, ServerConfig,
+    client, contains, copy_and_take_edge_sizes, oid, put, put_pull_verify, verify, Server,
+    ServerConfig,
 };
-use stream::{PeerRequest, Status};
+use stream::{PeerRequest, Status, TransferKind};
 
 const MIB: u64 = 1 << 20;
 
@@ -732,20 +733,8 @@ async fn prefault_keeps_every_byte() {
     let mut config = ServerConfig::embedded(128 * MIB);
     config.extra = vec!["--prefault".into()];
     let destination = Server::start(config);
-    let ids = [oid(28, 1), oid(28, 2)];
-    put(&mut source.store(), ids[0], 48 * MIB + 123, 9);
-    put(&mut source.store(), ids[1], 9 * MIB, 0);
-    let report = client(destination.addr)
-        .await
-        .sync(vec![PeerRequest::Copy {
-            from: source.addr,
-            objects: ids.to_vec(),
-        }])
-        .await
-        .unwrap();
-    assert!(report.is_success(), "{report:?}");
-    verify(&mut destination.store(), ids[0], 48 * MIB + 123, 9);
-    verify(&mut destination.store(), ids[1], 9 * MIB, 0);
+    let objects = [(oid(28, 1), 48 * MIB + 123, 9), (oid(28, 2), 9 * MIB, 0)];
+    put_pull_verify(&source, &destination, TransferKind::Copy, &objects).await;
 }
 
 /// Resident shared memory of a process in KiB (`RssShmem` in /proc/PID/status).
@@ -771,23 +760,14 @@ async fn populated_store_is_resident_from_the_start_and_keeps_freed_pages() {
 
     // Fill, free and fill again: objects land in recycled pages and keep their bytes.
     for round in 0..2u32 {
-        let ids = [oid(29, 2 * round + 1), oid(29, 2 * round + 2)];
-        put(&mut source.store(), ids[0], 40 * MIB + 7, 5);
-        put(&mut source.store(), ids[1], 3 * MIB, 0);
-        let report = client(destination.addr)
-            .await
-            .sync(vec![PeerRequest::Take {
-                from: source.addr,
-                objects: ids.to_vec(),
-            }])
-            .await
-            .unwrap();
-        assert!(report.is_success(), "round {round}: {report:?}");
-        verify(&mut destination.store(), ids[0], 40 * MIB + 7, 5);
-        verify(&mut destination.store(), ids[1], 3 * MIB, 0);
-        let store_ids: Vec<_> = ids
+        let objects = [
+            (oid(29, 2 * round + 1), 40 * MIB + 7, 5),
+            (oid(29, 2 * round + 2), 3 * MIB, 0),
+        ];
+        put_pull_verify(&source, &destination, TransferKind::Take, &objects).await;
+        let store_ids: Vec<_> = objects
             .iter()
-            .map(|&id| plasma_stream_tests::store_id(id))
+            .map(|&(id, _, _)| plasma_stream_tests::store_id(id))
             .collect();
         destination.store().delete(&store_ids).unwrap();
     }
@@ -827,18 +807,8 @@ async fn worker_threads_sets_the_runtime_size() {
         threads_named(destination.process.pid(), "tokio-rt-worker"),
         3
     );
-    let id = oid(30, 1);
-    put(&mut source.store(), id, 2 * MIB + 1, 3);
-    let report = client(destination.addr)
-        .await
-        .sync(vec![PeerRequest::Copy {
-            from: source.addr,
-            objects: vec![id],
-        }])
-        .await
-        .unwrap();
-    assert!(report.is_success(), "{report:?}");
-    verify(&mut destination.store(), id, 2 * MIB + 1, 3);
+    let objects = [(oid(30, 1), 2 * MIB + 1, 3)];
+    put_pull_verify(&source, &destination, TransferKind::Copy, &objects).await;
 
     let zero = std::process::Command::new(plasma_stream_tests::binary("plasma-stream-server"))
         .args(["--worker-threads", "0", "--embedded-store", "1MiB"])
