@@ -16,7 +16,7 @@ use crate::error::ExchangeError;
 use crate::framing::{write_message, MessageReader};
 use crate::legacy::serve_legacy;
 use crate::node::Node;
-use crate::send_order::{self, SendOrder};
+use crate::send_order::{self, SendOrder, Ticket};
 use crate::sender::serve_object;
 use crate::shutdown::Phase;
 use crate::sync::run_sync;
@@ -57,9 +57,14 @@ async fn serve_connection<S: ObjectStore>(node: Arc<Node<S>>, connection: Connec
         };
         match exchange {
             Ok(Some((send, recv))) => {
-                tokio::spawn(
-                    serve_exchange(node.clone(), send, recv, order.clone()).in_current_span(),
-                );
+                // The stream takes its place in the send order as it is accepted, in the order
+                // the puller opened it, before anything about it is known; it leaves when it
+                // turns out not to carry a large object.
+                let ticket = order
+                    .as_ref()
+                    .zip(send.quic_index())
+                    .map(|(order, index)| order.enter(index));
+                tokio::spawn(serve_exchange(node.clone(), send, recv, ticket).in_current_span());
             }
             Ok(None) => break,
             Err(error) => {
@@ -75,7 +80,7 @@ async fn serve_exchange<S: ObjectStore>(
     node: Arc<Node<S>>,
     mut send: SendStream,
     recv: RecvStream,
-    order: Option<Arc<SendOrder>>,
+    mut ticket: Option<Ticket>,
 ) {
     let mut reader = MessageReader::new(recv, node.idle_timeout, &node.message_budget);
     loop {
@@ -89,12 +94,13 @@ async fn serve_exchange<S: ObjectStore>(
                 let span = info_span!("object", object = %request.id, kind = %request.kind);
                 let _transfer = node.shutdown.transfer();
                 let served = tokio::select! {
-                    served = serve_object(&node, request, &mut send, &mut reader, order.as_ref()).instrument(span) => served,
+                    served = serve_object(&node, request, &mut send, &mut reader, ticket.take()).instrument(span) => served,
                     _ = node.shutdown.reached(Phase::Aborting) => Err(ExchangeError::ShuttingDown),
                 };
                 served.map(|_| ())
             }
             Ok(Some(StreamRequest::Sync(request))) => {
+                drop(ticket.take());
                 let span = info_span!("sync");
                 // Counted as a transfer until the report is delivered, so a drain waits for it.
                 let _transfer = node.shutdown.transfer();

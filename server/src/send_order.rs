@@ -9,6 +9,9 @@
 //!
 //! So the holder lets only a few *lanes* of large objects write at a time, in stream order
 //! (the order the puller requested them), and gives earlier streams the higher quinn priority.
+//! Every stream takes its place when it is accepted, in stream order, before its request is
+//! read: a stream that registered only when ready to send could overtake an earlier one whose
+//! store lookup took longer. Streams that carry no large object leave at once.
 //! A lane whose write has made no progress for [`STALL`] (a puller that stopped reading, a
 //! slow store at the other end) stops counting, so one stuck stream never holds the others
 //! back for longer than that.
@@ -52,7 +55,7 @@ impl SendOrder {
         self.streams.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers the stream with this index as wanting to send.
+    /// Registers the stream with this index as (possibly) wanting to send.
     pub fn enter(self: &Arc<Self>, index: u64) -> Ticket {
         self.lock().insert(index, true);
         Ticket {

@@ -5,7 +5,6 @@
 //! sizes (0x50/0x51), only then BEGIN. TAKE deletes **after** the puller's 0x41 Ack, never
 //! before: no Ack, no delete — a TAKE can leave a duplicate, never a loss.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,7 +17,7 @@ use tracing::{debug, info, warn};
 use crate::error::ExchangeError;
 use crate::framing::{write_bytes, write_message, MessageReader};
 use crate::node::{store_id, Node};
-use crate::send_order::{self, SendOrder, Ticket};
+use crate::send_order::{self, Ticket};
 
 /// Largest piece handed to the transport at once. Pieces are zero-copy slices of the store's
 /// mapping; slicing only keeps each write's timeout meaningful on slow links.
@@ -40,11 +39,11 @@ pub async fn serve_object<S: ObjectStore>(
     request: ObjectRequest,
     send: &mut SendStream,
     reader: &mut MessageReader,
-    order: Option<&Arc<SendOrder>>,
+    mut ticket: Option<Ticket>,
 ) -> Result<Served, ExchangeError> {
     let id = request.id;
     let timeout = node.idle_timeout;
-    if order.is_some() {
+    if ticket.is_some() {
         send.prioritize_by_order();
     }
 
@@ -97,14 +96,13 @@ pub async fn serve_object<S: ObjectStore>(
     }
     let data = object.data.slice(request.resume_offset as usize..);
     let mut digest = request.digest_trailer.then(DataDigest::new);
-    let ticket = match (order, send.quic_index()) {
-        (Some(order), Some(index)) if data.len() >= send_order::ORDERED_MIN => {
-            let ticket = order.enter(index);
-            ticket.turn().await;
-            Some(ticket)
-        }
-        _ => None,
-    };
+    if data.len() < send_order::ORDERED_MIN {
+        // Small objects fit in flight at once: they need no turn, and hold none.
+        ticket = None;
+    }
+    if let Some(ticket) = &ticket {
+        ticket.turn().await;
+    }
     send_data(send, &data, timeout, digest.as_mut(), ticket.as_ref()).await?;
     // All data is with the transport: the next object may start filling the window.
     drop(ticket);
