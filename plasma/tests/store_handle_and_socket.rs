@@ -158,3 +158,33 @@ fn binary_accepts_unit_sizes_and_exits_cleanly_on_sigterm() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("lots"));
 }
+
+/// SIGTERM the moment the socket appears (before any client could even connect): the store
+/// must already be listening for it, exit 0 and remove its socket. Before the signal
+/// listeners were installed ahead of the socket, the default action could kill it first.
+#[test]
+fn sigterm_as_soon_as_the_socket_appears_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..10 {
+        let path = dir.path().join(format!("plasma-{round}.sock"));
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_plasma-store"))
+            .args(["-m", "1MiB", "-s"])
+            .arg(&path)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !path.exists() {
+            assert!(std::time::Instant::now() < deadline, "store did not start");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "round {round}: {status}");
+        assert!(!path.exists(), "round {round}: socket removed on exit");
+    }
+}

@@ -161,6 +161,10 @@ async fn serve<S: ObjectStore>(
         send_fairness: options.send_fairness,
         ..TransportConfig::default()
     };
+    // Listen for SIGINT/SIGTERM before anyone can see this server (the ready file, the port):
+    // a supervisor may stop it at once, and until tokio's handler is installed the default
+    // action would kill the process without a drain.
+    let mut signals = StopSignals::listen()?;
     let fingerprint = identity.fingerprint();
     let endpoint = Endpoint::server(options.listen_addr(), &identity, &trust, config).await?;
     let listen = endpoint
@@ -192,7 +196,7 @@ async fn serve<S: ObjectStore>(
     });
     let accept = tokio::spawn(listener::accept_loop(node.clone(), endpoint.clone()));
 
-    wait_for_signal().await;
+    signals.next().await;
     info!(
         in_flight = shutdown.transfers_in_flight(),
         "shutting down: draining transfers in flight"
@@ -202,7 +206,7 @@ async fn serve<S: ObjectStore>(
     tokio::select! {
         _ = shutdown.all_transfers_done() => info!("drained"),
         _ = tokio::time::sleep(drain) => warn!(in_flight = shutdown.transfers_in_flight(), "drain timeout: aborting transfers"),
-        _ = wait_for_signal() => warn!("second signal: aborting transfers"),
+        _ = signals.next() => warn!("second signal: aborting transfers"),
     }
     shutdown.enter(Phase::Aborting);
     // Aborted receivers abort their unsealed objects as they unwind.
@@ -221,28 +225,27 @@ async fn serve<S: ObjectStore>(
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
+/// SIGINT and SIGTERM, listened for from the moment this is made (a signal that arrives
+/// before a listener exists is either fatal or lost, so the listeners live for the whole run).
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> std::io::Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut interrupt), Ok(mut terminate)) => {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves on the next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }

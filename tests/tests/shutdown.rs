@@ -137,3 +137,19 @@ async fn holder_killed_mid_transfer_aborts_the_unsealed_object() {
     assert!(log.contains("aborting it"), "{log}");
     eprintln!("holder killed mid-transfer: {status}, unsealed object aborted");
 }
+
+/// SIGTERM as soon as the ready file is written: the server already listens for it, so it
+/// shuts down through its drain (logging "stopped") instead of dying by the default action.
+#[test]
+fn sigterm_right_after_ready_stops_cleanly() {
+    for round in 0..5 {
+        let mut server = Server::embedded(16 * MIB);
+        server.process.terminate();
+        assert!(
+            server.process.wait_exit(Duration::from_secs(10)),
+            "round {round}: still running"
+        );
+        let log = server.process.log();
+        assert!(log.contains("stopped"), "round {round}: {log}");
+    }
+}

@@ -67,6 +67,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Listen for SIGTERM/SIGINT before the socket exists: a client may connect and a
+    // supervisor signal as soon as it appears, and the default action would kill the process
+    // without removing the socket.
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _runtime = runtime.enter();
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => (term, int),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("plasma-store: cannot listen for SIGTERM/SIGINT: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
     let store = match EmbeddedStore::start(config) {
         Ok(store) => store,
         Err(e) => {
@@ -83,18 +100,9 @@ fn main() -> ExitCode {
         args.socket.display()
     );
     runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = int.recv() => {},
-                }
-            }
-            _ => std::future::pending::<()>().await,
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
     });
     drop(store);
