@@ -64,6 +64,9 @@ async fn serve_connection<S: ObjectStore>(node: Arc<Node<S>>, connection: Connec
                     .as_ref()
                     .zip(send.quic_index())
                     .map(|(order, index)| order.enter(index));
+                if ticket.is_some() {
+                    send.prioritize_by_order();
+                }
                 tokio::spawn(serve_exchange(node.clone(), send, recv, ticket).in_current_span());
             }
             Ok(None) => break,

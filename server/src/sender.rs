@@ -43,9 +43,6 @@ pub async fn serve_object<S: ObjectStore>(
 ) -> Result<Served, ExchangeError> {
     let id = request.id;
     let timeout = node.idle_timeout;
-    if ticket.is_some() {
-        send.prioritize_by_order();
-    }
 
     // A TAKE claims the ID for its whole exchange; anyone else asking meanwhile gets 0x70.
     let take_claim = match request.kind {
