@@ -44,6 +44,11 @@ pub fn set_populate_stores(on: bool) {
     POPULATE_STORES.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Whether stores are populated at start.
+pub fn populate_stores() -> bool {
+    POPULATE_STORES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Runtime workers per server (`--worker-threads`); 0 keeps the server's default (one per
 /// core). Default 1: the two servers of a measurement share this machine's cores, and one
 /// worker each is one core each, as each server would have its own machine in a deployment
@@ -58,11 +63,6 @@ pub fn set_server_workers(workers: u16) {
 /// Runtime workers per server; 0 = the server's default.
 pub fn server_workers() -> u16 {
     SERVER_WORKERS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Whether stores are populated at start.
-pub fn populate_stores() -> bool {
-    POPULATE_STORES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Objects up to this count get a progress watcher (time until half are done); beyond it the
