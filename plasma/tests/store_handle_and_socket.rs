@@ -121,16 +121,29 @@ fn many_clients_at_once() {
     }
 }
 
+/// Starts the standalone `plasma-store` binary with capacity `memory` on `socket`.
+fn spawn_store_binary(memory: &str, socket: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_plasma-store"))
+        .args(["-m", memory, "-s"])
+        .arg(socket)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn sigterm(child: &std::process::Child) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+}
+
 #[test]
 fn binary_accepts_unit_sizes_and_exits_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plasma.sock");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_plasma-store"))
-        .args(["-m", "64MiB", "-s"])
-        .arg(&path)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_store_binary("64MiB", &path);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let client = loop {
         if let Ok(c) = PlasmaClient::connect(&path) {
@@ -141,11 +154,7 @@ fn binary_accepts_unit_sizes_and_exits_cleanly_on_sigterm() {
     };
     assert_eq!(client.capacity(), 64 << 20);
     drop(client);
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
+    sigterm(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
     assert!(!path.exists(), "socket removed on exit");
@@ -167,22 +176,13 @@ fn sigterm_as_soon_as_the_socket_appears_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     for round in 0..10 {
         let path = dir.path().join(format!("plasma-{round}.sock"));
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_plasma-store"))
-            .args(["-m", "1MiB", "-s"])
-            .arg(&path)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_store_binary("1MiB", &path);
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while !path.exists() {
             assert!(std::time::Instant::now() < deadline, "store did not start");
             std::thread::sleep(Duration::from_micros(200));
         }
-        rustix::process::kill_process(
-            rustix::process::Pid::from_child(&child),
-            rustix::process::Signal::TERM,
-        )
-        .unwrap();
+        sigterm(&child);
         let status = child.wait().unwrap();
         assert!(status.success(), "round {round}: {status}");
         assert!(!path.exists(), "round {round}: socket removed on exit");

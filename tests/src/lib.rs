@@ -223,6 +223,12 @@ impl ServerConfig {
         }
     }
 
+    /// The same configuration with these extra server options.
+    pub fn with_args(mut self, args: &[&str]) -> Self {
+        self.extra.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
     /// The same, on an existing store's socket.
     pub fn on_socket(socket: impl Into<PathBuf>) -> Self {
         ServerConfig {

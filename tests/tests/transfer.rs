@@ -730,9 +730,7 @@ async fn cluster_ca_mode_between_servers_and_client() {
 #[tokio::test(flavor = "multi_thread")]
 async fn prefault_keeps_every_byte() {
     let source = Server::embedded(128 * MIB);
-    let mut config = ServerConfig::embedded(128 * MIB);
-    config.extra = vec!["--prefault".into()];
-    let destination = Server::start(config);
+    let destination = Server::start(ServerConfig::embedded(128 * MIB).with_args(&["--prefault"]));
     let objects = [(oid(28, 1), 48 * MIB + 123, 9), (oid(28, 2), 9 * MIB, 0)];
     put_pull_verify(&source, &destination, TransferKind::Copy, &objects).await;
 }
@@ -751,9 +749,7 @@ fn rss_shmem_kib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn populated_store_is_resident_from_the_start_and_keeps_freed_pages() {
     let source = Server::embedded(128 * MIB);
-    let mut config = ServerConfig::embedded(128 * MIB);
-    config.extra = vec!["--populate".into()];
-    let destination = Server::start(config);
+    let destination = Server::start(ServerConfig::embedded(128 * MIB).with_args(&["--populate"]));
     // The whole store is mapped before the first object arrives (a lazy store maps ~nothing).
     let at_start = rss_shmem_kib(destination.process.pid());
     assert!(at_start >= 120 * 1024, "RssShmem {at_start} KiB at start");
@@ -800,9 +796,8 @@ fn threads_named(pid: u32, prefix: &str) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn worker_threads_sets_the_runtime_size() {
     let source = Server::embedded(16 * MIB);
-    let mut config = ServerConfig::embedded(16 * MIB);
-    config.extra = vec!["--worker-threads".into(), "3".into()];
-    let destination = Server::start(config);
+    let destination =
+        Server::start(ServerConfig::embedded(16 * MIB).with_args(&["--worker-threads", "3"]));
     assert_eq!(
         threads_named(destination.process.pid(), "tokio-rt-worker"),
         3
@@ -823,10 +818,7 @@ async fn worker_threads_sets_the_runtime_size() {
 async fn completion_times(holder_args: &[&str], count: u32, size: u64) -> Vec<f64> {
     let mut config = ServerConfig::embedded(count as u64 * size + 64 * MIB);
     config.transport = "quic";
-    config.extra = holder_args.iter().map(|a| a.to_string()).collect();
-    let source = Server::start(config);
-    let mut config = ServerConfig::embedded(count as u64 * size + 64 * MIB);
-    config.transport = "quic";
+    let source = Server::start(config.clone().with_args(holder_args));
     let destination = Server::start(config);
     let ids: Vec<_> = (0..count).map(|n| oid(31, n)).collect();
     for &id in &ids {
