@@ -857,9 +857,11 @@ async fn completion_times(holder_args: &[&str], count: u32, size: u64) -> Vec<f6
 }
 
 /// Over QUIC the holder sends large objects in the order they were requested (two at a time,
-/// `send_order`), so they complete one after another and the first is done long before the
-/// last. With `--send-fairness` on the holder, eight runs of this measurement all failed it:
-/// the streams share the link and finish in no particular order near the end.
+/// `send_order`), so they complete pair after pair: the first pair is done long before the
+/// last object. (The two objects of a pair share the link, so either may finish first: a
+/// check on object 0 alone failed 1–2 runs in 10.) With `--send-fairness` on the holder,
+/// eight runs of this measurement all failed it: the streams share the link and finish in no
+/// particular order near the end.
 #[tokio::test(flavor = "multi_thread")]
 async fn large_objects_complete_in_request_order_heavy() {
     let times = completion_times(&[], 6, 24 * MIB).await;
@@ -873,7 +875,7 @@ async fn large_objects_complete_in_request_order_heavy() {
         "{out_of_order} pairs completed out of request order: {times:.3?}"
     );
     assert!(
-        times[0] <= 0.5 * last,
-        "the first object should be done well before the last: {times:.3?}"
+        times[0].min(times[1]) <= 0.5 * last,
+        "the first pair should start finishing well before the last object: {times:.3?}"
     );
 }
