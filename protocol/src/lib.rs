@@ -6,6 +6,8 @@
 //! - [`Status`]: the one-byte status codes of the original implementation;
 //! - [`wire`]: the QUIC wire format v1 (ALPN `plasma-stream/1`): the SYNC stream and the
 //!   per-object stream, with room for resuming at an offset and an end-to-end digest;
+//! - [`exchange`]: the OBJECT exchange as two state machines, [`exchange::ObjectPull`] and
+//!   [`exchange::ObjectServe`], and the holder's check-out policy both formats share;
 //! - [`legacy`]: the original plaintext TCP format, byte for byte, IPv4 and IPv6;
 //! - [`grammar`]: the CLI's `COPY` / `TAKE` / `SYNC` lines.
 //!
@@ -45,6 +47,7 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod exchange;
 pub mod grammar;
 pub mod legacy;
 pub mod limits;

@@ -119,12 +119,12 @@ impl StreamRequest {
 /// `u8 kind (0x02 COPY, 0x03 TAKE) | address | u32 id_count | id_count × 20 bytes` and an
 /// address is `u8 family (0x04, 0x06) | 4 or 16 IP bytes | u16 port`.
 ///
-/// Encoding and decoding both enforce [`limits::validate_sync`]: 1..=1024 peer requests,
-/// 1..=65,536 IDs each, no ID twice in the whole SYNC.
+/// A `SyncRequest` is valid by construction: [`SyncRequest::new`] and [`SyncRequest::decode`]
+/// are the only ways to make one, and both enforce [`limits::validate_sync`] (1..=1024 peer
+/// requests, 1..=65,536 IDs each, no ID twice in the whole SYNC), so no other code validates it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SyncRequest {
-    /// The peer requests, in the order the report answers them.
-    pub peer_requests: Vec<PeerRequest>,
+    peer_requests: Vec<PeerRequest>,
 }
 
 /// Fewest bytes one encoded peer request can take (IPv4, one ID).
@@ -137,9 +137,19 @@ impl SyncRequest {
         Ok(SyncRequest { peer_requests })
     }
 
-    /// Checks the limits (see [`limits::validate_sync`]).
-    pub fn validate(&self) -> Result<(), LimitError> {
-        limits::validate_sync(&self.peer_requests)
+    /// The peer requests, in the order the report answers them.
+    pub fn peer_requests(&self) -> &[PeerRequest] {
+        &self.peer_requests
+    }
+
+    /// The peer requests, owned.
+    pub fn into_peer_requests(self) -> Vec<PeerRequest> {
+        self.peer_requests
+    }
+
+    /// How many objects the SYNC names in all.
+    pub fn object_count(&self) -> usize {
+        self.peer_requests.iter().map(|p| p.objects().len()).sum()
     }
 
     /// Bytes [`encode`](Self::encode) writes.
@@ -152,9 +162,8 @@ impl SyncRequest {
                 .sum::<usize>()
     }
 
-    /// Appends the encoding; refuses (writing nothing) a request that breaks a limit.
+    /// Appends the encoding (the request is valid by construction; `Result` for symmetry).
     pub fn encode<B: BufMut>(&self, out: &mut B) -> Result<(), EncodeError> {
-        self.validate()?;
         out.put_u8(StreamKind::Sync.code());
         out.put_u32_le(count_u32(self.peer_requests.len())?);
         for peer_request in &self.peer_requests {

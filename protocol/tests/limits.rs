@@ -88,24 +88,12 @@ fn peer_requests_boundaries_validation() {
 fn peer_requests_boundaries_quic() {
     quic_round_trip(peers(1));
     quic_round_trip(peers(MAX_PEER_REQUESTS));
-    let mut out = Vec::new();
+    // A SyncRequest is validated when it is built: an invalid one cannot exist to be encoded.
+    assert_eq!(SyncRequest::new(peers(0)), Err(LimitError::NoPeerRequests));
     assert_eq!(
-        SyncRequest {
-            peer_requests: peers(0)
-        }
-        .encode(&mut out),
-        Err(EncodeError::Limit(LimitError::NoPeerRequests))
+        SyncRequest::new(peers(1025)),
+        Err(LimitError::TooManyPeerRequests { count: 1025 })
     );
-    assert_eq!(
-        SyncRequest {
-            peer_requests: peers(1025)
-        }
-        .encode(&mut out),
-        Err(EncodeError::Limit(LimitError::TooManyPeerRequests {
-            count: 1025
-        }))
-    );
-    assert!(out.is_empty());
     assert_eq!(
         SyncRequest::decode(&raw_quic_sync(&[], 0)),
         Err(DecodeError::Limit(LimitError::NoPeerRequests))
@@ -237,13 +225,7 @@ fn ids_per_list_boundaries_quic() {
             count: 65_537
         }))
     );
-    let mut out = Vec::new();
-    assert!(SyncRequest {
-        peer_requests: vec![peer(1, ids(65_537, 0))]
-    }
-    .encode(&mut out)
-    .is_err());
-    assert!(out.is_empty());
+    assert!(SyncRequest::new(vec![peer(1, ids(65_537, 0))]).is_err());
 }
 
 #[test]
