@@ -66,6 +66,15 @@ impl TryFrom<&[u8]> for ObjectId {
     }
 }
 
+/// What the original client library's README does: `hex::decode(..)?.try_into()?`.
+impl TryFrom<Vec<u8>> for ObjectId {
+    type Error = ParseObjectIdError;
+
+    fn try_from(bytes: Vec<u8>) -> Result<Self, Self::Error> {
+        ObjectId::from_slice(&bytes)
+    }
+}
+
 impl AsRef<[u8]> for ObjectId {
     fn as_ref(&self) -> &[u8] {
         &self.0
