@@ -40,6 +40,10 @@ pub enum TransportError {
         after: Duration,
     },
 
+    /// Nothing moved on a stream for this long (an idle timeout of one read or write).
+    #[error("no progress for {0:?} (idle timeout)")]
+    Idle(Duration),
+
     /// Connecting failed before any handshake (refused TCP port, unreachable network, QUIC
     /// dialing disabled by the mode...).
     #[error("cannot connect to {peer}: {reason}")]
@@ -78,7 +82,9 @@ impl From<TransportError> for io::Error {
     fn from(err: TransportError) -> Self {
         match err {
             TransportError::Io(io) => io,
-            TransportError::Timeout { .. } => io::Error::new(io::ErrorKind::TimedOut, err),
+            TransportError::Timeout { .. } | TransportError::Idle(_) => {
+                io::Error::new(io::ErrorKind::TimedOut, err)
+            }
             other => io::Error::other(other),
         }
     }

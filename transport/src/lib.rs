@@ -48,6 +48,7 @@ mod connection;
 mod endpoint;
 mod error;
 mod pool;
+mod reader;
 mod stream;
 
 pub use config::{CongestionControl, TransportConfig, TransportMode};
@@ -55,6 +56,7 @@ pub use connection::{Connection, ConnectionKind};
 pub use endpoint::{all_interfaces, Endpoint, Incoming, LegacyStream, ALPN};
 pub use error::{Result, TransportError};
 pub use pool::ConnectionPool;
+pub use reader::{BudgetClaim, MessageReader, ReadBudget, ReadError, MAX_BUFFERED_MESSAGE};
 pub use stream::{RecvStream, SendStream, TcpRecv, TcpSend};
 
 pub use plasma_stream_certs as certs;

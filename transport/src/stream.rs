@@ -150,6 +150,61 @@ impl SendStream {
         }
     }
 
+    /// Writes a small encoded message (a copy, fine for a few bytes) and flushes it, so the
+    /// peer can act on it (over TLS on TCP, bytes otherwise wait in the TLS buffer); all of it
+    /// within `idle_timeout`.
+    pub async fn write_message(&mut self, bytes: &[u8], idle_timeout: Duration) -> Result<()> {
+        let write = async {
+            self.write_all_bytes(bytes).await?;
+            self.flush_all().await
+        };
+        within(idle_timeout, write).await
+    }
+
+    /// Writes bulk bytes without copying them (over QUIC the `Bytes`, which may be backed by
+    /// a store's shared memory, goes to quinn as is), within `idle_timeout`.
+    pub async fn write_bytes(&mut self, bytes: Bytes, idle_timeout: Duration) -> Result<()> {
+        within(idle_timeout, self.write_chunk(bytes)).await
+    }
+
+    /// Like [`SendStream::write_bytes`], and tells `stalled(true)` when the write has not
+    /// completed after `stall` (the peer is not taking bytes: the caller may let other
+    /// streams go first meanwhile), then `stalled(false)` once it completes.
+    pub async fn write_bytes_watching_stall(
+        &mut self,
+        bytes: Bytes,
+        idle_timeout: Duration,
+        stall: Duration,
+        mut stalled: impl FnMut(bool),
+    ) -> Result<()> {
+        let write = self.write_bytes(bytes, idle_timeout);
+        tokio::pin!(write);
+        tokio::select! {
+            written = &mut write => written,
+            _ = tokio::time::sleep(stall) => {
+                stalled(true);
+                let written = write.await;
+                stalled(false);
+                written
+            }
+        }
+    }
+
+    /// Pushes buffered bytes out (TLS over TCP); a no-op for QUIC streams.
+    pub async fn flush_all(&mut self) -> Result<()> {
+        Ok(AsyncWriteExt::flush(self).await.map_err(explain_io_error)?)
+    }
+
+    /// Waits (at most `timeout`) until the peer has received everything written and
+    /// [`finished`](SendStream::finish): over QUIC, until the peer acknowledged the stream's
+    /// data, since closing the connection (at shutdown) would otherwise discard bytes still
+    /// in flight; over TCP the flushed bytes are with the kernel, which delivers them.
+    pub async fn wait_delivered(&mut self, timeout: Duration) {
+        if let SendStream::Quic(stream) = self {
+            let _ = tokio::time::timeout(timeout, stream.stopped()).await;
+        }
+    }
+
     /// Gives this stream precedence over every stream the peer opened after it on the same
     /// connection, so that objects requested in parallel complete in the order they were
     /// requested instead of all near the end (a lost packet on one stream still does not
@@ -190,7 +245,7 @@ impl SendStream {
     /// Over QUIC the stream is finished: the peer reads end-of-stream after the last byte.
     /// Over TCP the socket carries further exchanges after this one (client sockets are
     /// recycled), so `finish` only **flushes**: the peer sees no end-of-stream, and message
-    /// boundaries must come from the protocol's own lengths, as they do in WIRE.md.
+    /// boundaries must come from the protocol's own lengths, as they do in `docs/protocol.md`.
     pub async fn finish(&mut self) -> Result<()> {
         match self {
             SendStream::Quic(stream) => stream.finish().map_err(|_| TransportError::Closed),
@@ -231,6 +286,83 @@ impl RecvStream {
                 }
             }
         }
+    }
+}
+
+impl RecvStream {
+    /// [`RecvStream::read_chunk`] bounded by `idle_timeout`.
+    pub async fn read_chunk_within(
+        &mut self,
+        max: usize,
+        idle_timeout: Duration,
+    ) -> Result<Option<Bytes>> {
+        within(idle_timeout, self.read_chunk(max)).await
+    }
+
+    /// Reads up to `target.len()` bytes straight into `target` (e.g. an object being created
+    /// in a store's shared memory), feeding each piece to `observe` once written, each wait
+    /// bounded by `idle_timeout`. Returns how many bytes were written: fewer than
+    /// `target.len()` only if the stream ended first.
+    ///
+    /// Over QUIC the bytes are copied out of quinn's own buffers (taking whole chunks keeps
+    /// quinn from defragmenting); over TLS rustls decrypts straight into `target`. Either way
+    /// this is the one copy, with no intermediate allocation.
+    pub async fn read_into(
+        &mut self,
+        target: &mut [u8],
+        idle_timeout: Duration,
+        mut observe: impl FnMut(&[u8]),
+    ) -> Result<usize> {
+        /// Largest single read: bounds how long one read may take against the idle timeout.
+        const READ_PIECE: usize = 4 * 1024 * 1024;
+        let mut filled = 0;
+        while filled < target.len() {
+            let end = (filled + READ_PIECE).min(target.len());
+            let Some(slot) = target.get_mut(filled..end) else {
+                break;
+            };
+            let read = match self {
+                RecvStream::Quic(stream) => {
+                    let chunk = within(idle_timeout, async {
+                        Ok(stream.read_chunk(slot.len(), true).await?)
+                    })
+                    .await?;
+                    match chunk {
+                        Some(chunk) => match slot.get_mut(..chunk.bytes.len()) {
+                            Some(written) => {
+                                written.copy_from_slice(&chunk.bytes);
+                                chunk.bytes.len()
+                            }
+                            // quinn never returns more than asked for.
+                            None => 0,
+                        },
+                        None => 0,
+                    }
+                }
+                RecvStream::Tcp(tcp) => {
+                    within(idle_timeout, async {
+                        Ok(tcp.read(slot).await.map_err(explain_io_error)?)
+                    })
+                    .await?
+                }
+            };
+            if read == 0 {
+                break;
+            }
+            if let Some(written) = slot.get(..read) {
+                observe(written);
+            }
+            filled += read;
+        }
+        Ok(filled)
+    }
+}
+
+/// Runs `io`, failing with [`TransportError::Idle`] if it takes longer than `idle_timeout`.
+async fn within<T>(idle_timeout: Duration, io: impl Future<Output = Result<T>>) -> Result<T> {
+    match tokio::time::timeout(idle_timeout, io).await {
+        Ok(result) => result,
+        Err(_) => Err(TransportError::Idle(idle_timeout)),
     }
 }
 
