@@ -38,6 +38,20 @@ pub enum Error {
     Protocol(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("pulling an object: {0}")]
+    Pull(#[from] crate::pull::PullError),
+}
+
+impl From<plasma_stream_transport::ReadError<DecodeError>> for Error {
+    fn from(error: plasma_stream_transport::ReadError<DecodeError>) -> Self {
+        use plasma_stream_transport::ReadError;
+        match error {
+            ReadError::Decode(decode) => Error::Decode(decode),
+            ReadError::Truncated => Error::Truncated,
+            ReadError::Transport(transport) => Error::Transport(transport),
+            other => Error::Protocol(other.to_string()),
+        }
+    }
 }
 
 /// `Result` with the client's [`Error`].

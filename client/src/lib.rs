@@ -33,14 +33,15 @@
 
 mod builder;
 mod error;
-mod exchange;
+pub mod pull;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use plasma_stream_protocol::wire::{Ack, DeleteResult, ObjectHeader, ObjectRequest, SyncRequest};
-use plasma_stream_transport::{Connection, Endpoint, RecvStream, SendStream};
+use plasma_stream_protocol::exchange::ObjectPull;
+use plasma_stream_protocol::wire::SyncRequest;
+use plasma_stream_transport::{Connection, Endpoint, MessageReader};
 
 pub use builder::ClientBuilder;
 pub use error::{Error, Result};
@@ -48,7 +49,11 @@ pub use plasma_stream_protocol::wire::{ObjectOutcome, PeerReport, SyncReport};
 pub use plasma_stream_protocol::{ObjectId, PeerRequest, Status, TransferKind};
 pub use plasma_stream_transport::{ConnectionKind, TransportMode};
 
-use exchange::{read_exact, read_message, write_message};
+use pull::{Pulling, Started};
+
+/// The longest SYNC report a client reads: the report of the largest legal SYNC (1,024 peer
+/// requests of 65,536 objects, 29 bytes each) fits; a server sending more is refused.
+const MAX_REPORT: usize = 2 << 30;
 
 /// A connection to one `plasma-stream-server`. Cheap to clone; clones share the connection.
 #[derive(Clone, Debug)]
@@ -101,11 +106,15 @@ impl Client {
         let request = SyncRequest::new(peer_requests)?;
         let mut bytes = Vec::with_capacity(request.encoded_len());
         request.encode(&mut bytes)?;
-        let (mut send, mut recv) = self.connection.open_bi().await?;
-        write_message(&mut send, &bytes).await?;
+        let (mut send, recv) = self.connection.open_bi().await?;
+        send.write_message(&bytes, self.timeout).await?;
         // The SYNC takes as long as its transfers: no idle timeout on the report itself.
-        let report = read_message(&mut recv, SyncReport::decode, None).await?;
-        self.connection.recycle(send, recv);
+        let mut reader = MessageReader::for_reply(recv, MAX_REPORT);
+        let report = reader.expect(SyncReport::decode).await?;
+        let (recv, read_ahead) = reader.into_parts();
+        if read_ahead.is_empty() {
+            self.connection.recycle(send, recv);
+        }
         Ok(report)
     }
 
@@ -152,43 +161,20 @@ impl Client {
     /// metadata). Read the data with [`IncomingObject::next_chunk`], then call
     /// [`IncomingObject::finish`] (which acknowledges; a TAKE deletes at the server only then).
     pub async fn pull(&self, kind: TransferKind, id: ObjectId) -> Result<IncomingObject> {
-        let (mut send, mut recv) = self.connection.open_bi().await?;
-        let mut bytes = Vec::with_capacity(ObjectRequest::ENCODED_LEN);
-        ObjectRequest::new(kind, id).encode(&mut bytes)?;
-        write_message(&mut send, &bytes).await?;
-        let mut header = read_exact(&mut recv, 1, self.timeout).await?;
-        if header.first() == Some(&Status::Begin.code()) {
-            header.extend(read_exact(&mut recv, ObjectHeader::BEGIN_LEN - 1, self.timeout).await?);
-        }
-        let header = ObjectHeader::decode(&header)?
-            .map(|(h, _)| h)
-            .ok_or(Error::Truncated)?;
-        let (data_size, metadata_size) = match header {
-            ObjectHeader::Begin {
-                data_size,
-                metadata_size,
-                offset: 0,
-            } => (data_size, metadata_size),
-            ObjectHeader::Begin { .. } => {
-                return Err(Error::Protocol("unexpected resume offset".into()))
-            }
-            ObjectHeader::Failed(status) => {
-                self.connection.recycle(send, recv);
-                return Err(Error::Object { id, status });
-            }
-        };
-        let metadata_len = usize::try_from(metadata_size).map_err(|_| Error::Truncated)?;
-        let metadata = Bytes::from(read_exact(&mut recv, metadata_len, self.timeout).await?);
+        let pulling =
+            match pull::start(&self.connection, ObjectPull::new(kind, id), self.timeout).await? {
+                Started::Begin(pulling) => pulling,
+                Started::Refused(status) => return Err(Error::Object { id, status }),
+            };
+        let mut pulling = *pulling;
+        let metadata_len =
+            usize::try_from(pulling.body().metadata_size).map_err(|_| Error::Truncated)?;
+        // Metadata is at most 64 KiB (the header was checked against the limits).
+        let mut metadata = vec![0; metadata_len];
+        pulling.read_metadata(&mut metadata).await?;
         Ok(IncomingObject {
-            connection: self.connection.clone(),
-            id,
-            kind,
-            data_size,
-            remaining: data_size,
-            metadata,
-            send: Some(send),
-            recv: Some(recv),
-            timeout: self.timeout,
+            pulling,
+            metadata: Bytes::from(metadata),
         })
     }
 }
@@ -198,79 +184,44 @@ impl Client {
 /// keeps the object at the server).
 #[derive(Debug)]
 pub struct IncomingObject {
-    connection: Connection,
-    id: ObjectId,
-    kind: TransferKind,
-    data_size: u64,
-    remaining: u64,
+    pulling: Pulling,
     metadata: Bytes,
-    send: Option<SendStream>,
-    recv: Option<RecvStream>,
-    timeout: Duration,
 }
 
 impl IncomingObject {
+    /// The object.
     pub fn id(&self) -> ObjectId {
-        self.id
+        self.pulling.id()
     }
+
+    /// Its whole data size.
     pub fn data_size(&self) -> u64 {
-        self.data_size
+        self.pulling.body().data_size
     }
+
+    /// Its metadata.
     pub fn metadata(&self) -> &Bytes {
         &self.metadata
     }
 
     /// The next piece of data, in order; `None` once all `data_size` bytes were returned.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>> {
-        if self.remaining == 0 {
-            return Ok(None);
-        }
-        let recv = self.recv.as_mut().ok_or(Error::Truncated)?;
-        let max = usize::try_from(self.remaining.min(1 << 20)).unwrap_or(1 << 20);
-        match tokio::time::timeout(self.timeout, recv.read_chunk(max)).await {
-            Err(_) => Err(Error::Timeout(self.timeout)),
-            Ok(Err(error)) => Err(error.into()),
-            Ok(Ok(None)) => Err(Error::Truncated),
-            Ok(Ok(Some(chunk))) => {
-                self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
-                Ok(Some(chunk))
-            }
-        }
+        Ok(self.pulling.next_chunk(1 << 20).await?)
     }
 
     /// Acknowledges the whole object (call after the last chunk). For a TAKE, returns once the
     /// server reported its delete; `Err(Error::Object{..})` if it kept its copy.
-    pub async fn finish(mut self) -> Result<()> {
-        if self.remaining != 0 {
+    pub async fn finish(self) -> Result<()> {
+        let id = self.pulling.id();
+        let left = self.pulling.data_left();
+        if left != 0 {
             return Err(Error::Protocol(format!(
-                "finish called with {} bytes of object {} unread",
-                self.remaining, self.id
+                "finish called with {left} bytes of object {id} unread"
             )));
         }
-        let (Some(mut send), Some(mut recv)) = (self.send.take(), self.recv.take()) else {
-            return Err(Error::Truncated);
-        };
-        let mut bytes = Vec::with_capacity(1);
-        Ack {
-            status: Status::Success,
+        match self.pulling.finish(Status::Success).await? {
+            Some(status) if !status.is_success() => Err(Error::Object { id, status }),
+            _ => Ok(()),
         }
-        .encode(&mut bytes)?;
-        write_message(&mut send, &bytes).await?;
-        send.finish().await?;
-        if self.kind == TransferKind::Take {
-            let result = read_exact(&mut recv, DeleteResult::ENCODED_LEN, self.timeout).await?;
-            let result = DeleteResult::decode(&result)?
-                .map(|(r, _)| r)
-                .ok_or(Error::Truncated)?;
-            if !result.status.is_success() {
-                self.connection.recycle(send, recv);
-                return Err(Error::Object {
-                    id: self.id,
-                    status: result.status,
-                });
-            }
-        }
-        self.connection.recycle(send, recv);
-        Ok(())
     }
 }

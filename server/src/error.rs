@@ -1,26 +1,26 @@
 //! The server's errors, and their mapping to the documented status codes (in one place).
 
-use std::time::Duration;
-
+use plasma_stream_protocol::exchange::ExchangeError;
 use plasma_stream_protocol::{DecodeError, EncodeError, Status};
-use plasma_stream_transport::TransportError;
+use plasma_stream_transport::{ReadError, TransportError};
 
-/// What can end one exchange (one object stream, one SYNC stream, one legacy request).
+/// What can end the serving of one stream (one object stream, one SYNC stream, one legacy
+/// connection). The stream is dropped; the server goes on.
 #[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
-    /// The bytes are not a valid message: the stream is dropped, the server goes on.
+pub enum ServeError {
+    /// The bytes are not a valid request.
     #[error("malformed message: {0}")]
     Decode(#[from] DecodeError),
+    /// A step of the OBJECT exchange was broken (see `plasma_stream_protocol::exchange`).
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
     /// A message we built breaks a protocol rule (a bug or a limit, never sent half-written).
     #[error("cannot encode message: {0}")]
     Encode(#[from] EncodeError),
     /// The peer ended the stream in the middle of a message.
     #[error("the stream ended in the middle of a message")]
     Truncated,
-    /// The peer sent more bytes than the message it announced.
-    #[error("the peer sent more bytes than it announced")]
-    Overrun,
-    /// A single buffered message grew past the server's limit.
+    /// A single buffered message grew past the reader's limit.
     #[error("a message longer than {limit} bytes was refused")]
     MessageTooLong { limit: usize },
     /// All streams together already hold as many undecoded message bytes as the server allows.
@@ -28,10 +28,7 @@ pub enum ExchangeError {
         "the server is holding {budget} bytes of unfinished requests already; try again later"
     )]
     BudgetExhausted { budget: usize },
-    /// Nothing moved on the stream for this long.
-    #[error("no progress for {0:?} (idle timeout)")]
-    Timeout(Duration),
-    /// The connection or stream failed underneath.
+    /// The connection or stream failed underneath, or stalled past the idle timeout.
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// Socket I/O failed (legacy plaintext connections).
@@ -42,19 +39,35 @@ pub enum ExchangeError {
     ShuttingDown,
 }
 
-impl ExchangeError {
-    /// How a failed pull of one object is reported: the connection to the peer failed (0x90),
-    /// unless the peer spoke nonsense, which is an internal failure of the peer request (0x62).
-    pub fn pull_status(&self) -> Status {
-        match self {
-            ExchangeError::Decode(_) | ExchangeError::Encode(_) | ExchangeError::Overrun => {
-                Status::PeerRequestFailed
-            }
-            ExchangeError::MessageTooLong { .. } | ExchangeError::BudgetExhausted { .. } => {
-                Status::PeerRequestFailed
-            }
-            _ => Status::PeerConnectionFailed,
+impl ServeError {
+    fn from_read<E>(error: ReadError<E>, decode: impl FnOnce(E) -> ServeError) -> Self {
+        match error {
+            ReadError::Decode(error) => decode(error),
+            ReadError::Truncated => ServeError::Truncated,
+            ReadError::MessageTooLong { limit } => ServeError::MessageTooLong { limit },
+            ReadError::BudgetExhausted { budget } => ServeError::BudgetExhausted { budget },
+            ReadError::Transport(error) => ServeError::Transport(error),
         }
+    }
+
+    /// Whether the peer sent bytes that can never be valid (logged as a warning).
+    pub fn is_malformed(&self) -> bool {
+        matches!(
+            self,
+            ServeError::Decode(_) | ServeError::MessageTooLong { .. }
+        )
+    }
+}
+
+impl From<ReadError<DecodeError>> for ServeError {
+    fn from(error: ReadError<DecodeError>) -> Self {
+        Self::from_read(error, ServeError::Decode)
+    }
+}
+
+impl From<ReadError<ExchangeError>> for ServeError {
+    fn from(error: ReadError<ExchangeError>) -> Self {
+        Self::from_read(error, ServeError::Exchange)
     }
 }
 

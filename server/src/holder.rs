@@ -1,21 +1,23 @@
 //! The holder's side of an OBJECT exchange: a puller (a peer server or a client) asked for one
-//! object by COPY or TAKE; send it straight out of the store's shared memory.
+//! object by COPY or TAKE; the `protocol::exchange::ObjectServe` state machine decides (the
+//! check-out policy shared with the legacy format, what may be sent, what the Ack allows),
+//! and this file moves the bytes straight out of the store's shared memory.
 //!
-//! Order of checks (legacy-wire.md): being taken (0x70), missing or store error (0x71/0x60),
-//! sizes (0x50/0x51), only then BEGIN. TAKE deletes **after** the puller's 0x41 Ack, never
-//! before: no Ack, no delete — a TAKE can leave a duplicate, never a loss.
+//! TAKE deletes **after** the puller's 0x41 Ack of the whole object, never before: no Ack, no
+//! delete — a TAKE can leave a duplicate, never a loss.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use plasma_store::{DeleteOutcome, ObjectStore};
-use plasma_stream_protocol::wire::{Ack, DataDigest, DeleteResult, ObjectHeader, ObjectRequest};
-use plasma_stream_protocol::{limits, Status, TransferKind};
-use plasma_stream_transport::SendStream;
+use plasma_stream_protocol::exchange::policy::Lookup;
+use plasma_stream_protocol::exchange::{AckVerdict, ObjectServe};
+use plasma_stream_protocol::wire::ObjectRequest;
+use plasma_stream_protocol::{Status, TransferKind};
+use plasma_stream_transport::{MessageReader, ReadError, RecvStream, SendStream, TransportError};
 use tracing::{debug, info, warn};
 
-use crate::error::ExchangeError;
-use crate::framing::{write_bytes, write_message, MessageReader};
+use crate::error::ServeError;
 use crate::node::{store_id, Node};
 use crate::send_order::{self, Ticket};
 
@@ -23,7 +25,7 @@ use crate::send_order::{self, Ticket};
 /// mapping; slicing only keeps each write's timeout meaningful on slow links.
 const SEND_PIECE: usize = 4 * 1024 * 1024;
 
-/// What happened to one requested object, for the log (and the legacy format's bookkeeping).
+/// What happened to one requested object, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Served {
     /// Refused with this status before any byte of the object.
@@ -32,67 +34,69 @@ pub enum Served {
     Sent { ack: Status, deleted: bool },
 }
 
+/// Who is pulling, for the audit log of TAKE deletions.
+#[derive(Debug, Clone, Copy)]
+pub struct Puller<'a> {
+    pub addr: std::net::SocketAddr,
+    pub identity: &'a str,
+}
+
 /// Serves one OBJECT request on an accepted stream. Returns what happened; an `Err` means the
 /// stream failed (the caller drops it).
 pub async fn serve_object<S: ObjectStore>(
     node: &Node<S>,
     request: ObjectRequest,
     send: &mut SendStream,
-    reader: &mut MessageReader,
+    reader: &mut MessageReader<RecvStream>,
     mut ticket: Option<Ticket>,
-) -> Result<Served, ExchangeError> {
+    puller: Puller<'_>,
+) -> Result<Served, ServeError> {
     let id = request.id;
     let timeout = node.idle_timeout;
+    let mut serve = ObjectServe::new(request);
 
     // A TAKE claims the ID for its whole exchange; anyone else asking meanwhile gets 0x70.
-    let take_claim = match request.kind {
+    let (taken_elsewhere, take_claim) = match request.kind {
         TransferKind::Take => match node.taking.claim(id) {
-            Some(claim) => Some(claim),
-            None => return refuse(send, Status::BeingDeleted, timeout).await,
+            Some(claim) => (false, Some(claim)),
+            None => (true, None),
         },
-        TransferKind::Copy if node.taking.contains(&id) => {
-            return refuse(send, Status::BeingDeleted, timeout).await
-        }
-        TransferKind::Copy => None,
+        TransferKind::Copy => (node.taking.contains(&id), None),
     };
-
-    let object = match node.store.get(vec![store_id(id)], node.store_timeout).await {
+    if let Err(status) = serve.check_taken(taken_elsewhere) {
+        return refuse(send, status, timeout).await;
+    }
+    let (lookup, object) = match node.store.get(vec![store_id(id)], node.store_timeout).await {
         Ok(mut found) => match found.pop().flatten() {
-            Some(object) => object,
-            None => return refuse(send, Status::NotFound, timeout).await,
+            Some(object) => (
+                Lookup::Found {
+                    data_size: object.data.len() as u64,
+                    metadata_size: object.metadata.len() as u64,
+                },
+                Some(object),
+            ),
+            None => (Lookup::Missing, None),
         },
         Err(error) => {
             warn!(object = %id, %error, "store get failed");
-            return refuse(send, Status::StoreError, timeout).await;
+            (Lookup::StoreFailed, None)
         }
     };
-    let data_size = object.data.len() as u64;
-    let metadata_size = object.metadata.len() as u64;
-    if let Err(limit) = limits::validate_object_sizes(data_size, metadata_size) {
-        return refuse(
-            send,
-            limit.status().unwrap_or(Status::DataTooLarge),
-            timeout,
-        )
-        .await;
-    }
-    if request.resume_offset > data_size {
-        return refuse(send, Status::PeerRequestFailed, timeout).await;
-    }
-
-    let header = ObjectHeader::Begin {
-        data_size,
-        metadata_size,
-        offset: request.resume_offset,
+    let (body, object) = match (serve.check_object(lookup), object) {
+        (Ok(body), Some(object)) => (body, object),
+        (Err(status), _) => return refuse(send, status, timeout).await,
+        (Ok(_), None) => return refuse(send, Status::StoreError, timeout).await,
     };
-    let mut bytes = Vec::with_capacity(ObjectHeader::BEGIN_LEN);
-    header.encode(&mut bytes)?;
-    write_message(send, &bytes, timeout).await?;
+
+    let mut header = Vec::with_capacity(32);
+    serve.encode_header(&mut header)?;
+    send.write_message(&header, timeout).await?;
     if !object.metadata.is_empty() {
-        write_bytes(send, object.metadata.clone(), timeout).await?;
+        send.write_bytes(object.metadata.clone(), timeout).await?;
+        serve.on_metadata_sent(object.metadata.len())?;
     }
-    let data = object.data.slice(request.resume_offset as usize..);
-    let mut digest = request.digest_trailer.then(DataDigest::new);
+    let offset = usize::try_from(body.offset).unwrap_or(usize::MAX);
+    let data = object.data.slice(offset.min(object.data.len())..);
     if data.len() < send_order::ORDERED_MIN {
         // Small objects fit in flight at once: they need no turn, and hold none.
         ticket = None;
@@ -100,83 +104,102 @@ pub async fn serve_object<S: ObjectStore>(
     if let Some(ticket) = &ticket {
         ticket.turn().await;
     }
-    send_data(send, &data, timeout, digest.as_mut(), ticket.as_ref()).await?;
+    send_data(send, &mut serve, &data, timeout, ticket.as_ref()).await?;
     // All data is with the transport: the next object may start filling the window.
     drop(ticket);
-    crate::framing::flush(send).await?;
-    if let Some(digest) = digest {
+    send.flush_all().await?;
+    if serve.wants_trailer() {
         let mut trailer = Vec::with_capacity(8);
-        digest.trailer().encode(&mut trailer)?;
-        write_message(send, &trailer, timeout).await?;
+        serve.encode_trailer(&mut trailer)?;
+        send.write_message(&trailer, timeout).await?;
     }
     // Release our reference before a delete, so the store can free the object at once.
+    let size = object.data.len() as u64 + object.metadata.len() as u64;
     drop(data);
     drop(object);
 
-    let ack = reader.expect(Ack::decode).await?.status;
-    let mut deleted = false;
-    if request.kind == TransferKind::Take {
-        let result = if ack.is_success() {
-            match node.store.delete(vec![store_id(id)]).await {
-                Ok(outcomes) => match outcomes.first() {
-                    Some(DeleteOutcome::Deleted | DeleteOutcome::Scheduled) => {
-                        deleted = true;
-                        Status::Success
-                    }
-                    // Someone else deleted it meanwhile: it is gone here, which is what TAKE wants.
-                    Some(DeleteOutcome::NotFound) => Status::Success,
-                    None => Status::StoreError,
-                },
-                Err(error) => {
-                    warn!(object = %id, %error, "delete after TAKE failed; the object stays here");
-                    Status::StoreError
-                }
-            }
-        } else {
-            info!(object = %id, ack = %ack, "puller did not acknowledge; TAKE keeps the object here");
-            Status::StoreError
-        };
-        if ack.is_success() {
-            let mut bytes = Vec::with_capacity(DeleteResult::ENCODED_LEN);
-            DeleteResult { status: result }.encode(&mut bytes)?;
-            write_message(send, &bytes, timeout).await?;
+    let verdict = match reader.expect(|buf| serve.on_ack(buf)).await {
+        Ok(verdict) => verdict,
+        Err(ReadError::Transport(TransportError::Idle(_))) => {
+            // No Ack in time: the object stays; an Ack arriving later changes nothing.
+            let kept = serve.on_ack_timeout();
+            debug!(object = %id, ?kept, "no acknowledgement in time; keeping the object");
+            return Err(ServeError::Transport(TransportError::Idle(timeout)));
         }
-    }
+        Err(error) => {
+            serve.on_end();
+            return Err(error.into());
+        }
+    };
+    let (ack, deleted) = match verdict {
+        AckVerdict::Keep(ack) => {
+            if request.kind == TransferKind::Take {
+                info!(object = %id, %ack, "puller did not acknowledge; TAKE keeps the object here");
+            }
+            (ack, false)
+        }
+        AckVerdict::Delete => {
+            let (status, deleted) = delete_taken(node, request, size, puller).await;
+            let mut result = Vec::with_capacity(1);
+            serve.delete_result(status, &mut result)?;
+            send.write_message(&result, timeout).await?;
+            (Status::Success, deleted)
+        }
+    };
     drop(take_claim);
     send.finish().await?;
-    debug!(object = %id, kind = %request.kind, bytes = data_size, ack = %ack, deleted, "served object");
+    debug!(object = %id, kind = %request.kind, bytes = size, ack = %ack, deleted, "served object");
     Ok(Served::Sent { ack, deleted })
 }
 
-/// Sends `data` in zero-copy pieces, feeding the optional end-to-end digest.
+/// Deletes a TAKEn object after its 0x41 Ack, and says so in the audit log.
+async fn delete_taken<S: ObjectStore>(
+    node: &Node<S>,
+    request: ObjectRequest,
+    size: u64,
+    puller: Puller<'_>,
+) -> (Status, bool) {
+    let id = request.id;
+    match node.store.delete(vec![store_id(id)]).await {
+        Ok(outcomes) => match outcomes.first() {
+            Some(DeleteOutcome::Deleted | DeleteOutcome::Scheduled) => {
+                info!(object = %id, bytes = size, puller = %puller.addr,
+                    identity = puller.identity, "deleted by TAKE");
+                (Status::Success, true)
+            }
+            // Someone else deleted it meanwhile: it is gone here, which is what TAKE wants.
+            Some(DeleteOutcome::NotFound) => (Status::Success, false),
+            None => (Status::StoreError, false),
+        },
+        Err(error) => {
+            warn!(object = %id, %error, "delete after TAKE failed; the object stays here");
+            (Status::StoreError, false)
+        }
+    }
+}
+
+/// Sends `data` in zero-copy pieces, telling the machine each piece (it feeds the optional
+/// digest trailer, and refuses more than was announced).
 async fn send_data(
     send: &mut SendStream,
+    serve: &mut ObjectServe,
     data: &Bytes,
     timeout: Duration,
-    mut digest: Option<&mut DataDigest>,
     ticket: Option<&Ticket>,
-) -> Result<(), ExchangeError> {
+) -> Result<(), ServeError> {
     let mut start = 0;
     while start < data.len() {
         let end = (start + SEND_PIECE).min(data.len());
         let piece = data.slice(start..end);
-        if let Some(digest) = digest.as_deref_mut() {
-            digest.update(&piece);
-        }
+        serve.on_data_sent(&piece)?;
         match ticket {
-            None => write_bytes(send, piece, timeout).await?,
+            None => send.write_bytes(piece, timeout).await?,
             Some(ticket) => {
-                let write = write_bytes(send, piece, timeout);
-                tokio::pin!(write);
-                tokio::select! {
-                    written = &mut write => written?,
-                    _ = tokio::time::sleep(send_order::STALL) => {
-                        // Not moving: let the next object use the lane meanwhile.
-                        ticket.set_stalled(true);
-                        write.await?;
-                        ticket.set_stalled(false);
-                    }
-                }
+                // Not moving: let the next object use the lane meanwhile.
+                send.write_bytes_watching_stall(piece, timeout, send_order::STALL, |stalled| {
+                    ticket.set_stalled(stalled)
+                })
+                .await?
             }
         }
         start = end;
@@ -188,10 +211,10 @@ async fn refuse(
     send: &mut SendStream,
     status: Status,
     timeout: Duration,
-) -> Result<Served, ExchangeError> {
+) -> Result<Served, ServeError> {
     let mut bytes = Vec::with_capacity(1);
-    ObjectHeader::Failed(status).encode(&mut bytes)?;
-    write_message(send, &bytes, timeout).await?;
+    ObjectServe::encode_refusal(status, &mut bytes)?;
+    send.write_message(&bytes, timeout).await?;
     send.finish().await?;
     Ok(Served::Refused(status))
 }

@@ -1,4 +1,4 @@
-//! The original plaintext TCP format (`legacy-wire.md`), byte for byte, behind `--legacy-tcp`:
+//! The original plaintext TCP format (`docs/protocol.md`, "The legacy TCP format"), byte for byte, behind `--legacy-tcp`:
 //! this server answers COPY/TAKE as a holder and SYNC as a server, so old clients and peers
 //! keep working.
 //!
@@ -9,38 +9,36 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
 use plasma_store::{ObjectStore, SealedObject};
+use plasma_stream_protocol::exchange::policy::{self, Lookup, WireFormat};
 use plasma_stream_protocol::legacy::{FrameHeader, SyncReply, TransferReply};
 use plasma_stream_protocol::wire::SyncRequest;
-use plasma_stream_protocol::{limits, ObjectId, Request, Status, TransferKind};
-use plasma_stream_transport::LegacyStream;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use plasma_stream_protocol::{ObjectId, Request, Status, TransferKind};
+use plasma_stream_transport::{LegacyStream, MessageReader};
+use tokio::io::{AsyncWriteExt, WriteHalf};
 use tracing::{debug, info, warn};
 
-use crate::error::ExchangeError;
-use crate::framing::BudgetClaim;
+use crate::error::ServeError;
 use crate::inflight::Claim;
 use crate::node::{store_id, Node};
 use crate::sync::run_sync;
+
+type LegacyWriter = WriteHalf<LegacyStream>;
 
 /// Serves one legacy connection until the peer half-closes, a request is malformed, or the
 /// server aborts.
 pub async fn serve_legacy<S: ObjectStore>(
     node: Arc<Node<S>>,
-    mut socket: LegacyStream,
+    socket: LegacyStream,
     peer: SocketAddr,
 ) {
-    let mut buffered = BytesMut::with_capacity(4096);
-    let mut claim = node.message_budget.claim();
+    let (read, mut socket) = tokio::io::split(socket);
+    let mut reader = MessageReader::new(read, node.idle_timeout, &node.read_budget);
     // Objects sent by a TAKE whose requester has not yet shown it read them.
     let mut awaiting_delete: Vec<(ObjectId, Claim)> = Vec::new();
     loop {
-        let request = match read_request(&mut socket, &mut buffered, &mut claim, node.idle_timeout)
-            .await
-        {
+        let request = match reader.next(Request::decode_legacy).await {
             Ok(Some(request)) => request,
             Ok(None) => {
                 // A clean half-close after the reply: the requester read everything.
@@ -52,7 +50,7 @@ pub async fn serve_legacy<S: ObjectStore>(
                 if !awaiting_delete.is_empty() {
                     warn!(%peer, objects = awaiting_delete.len(), "legacy TAKE not confirmed; objects stay here");
                 }
-                info!(%peer, %error, "legacy connection dropped");
+                info!(%peer, error = %ServeError::from(error), "legacy connection dropped");
                 return;
             }
         };
@@ -88,63 +86,36 @@ pub async fn serve_legacy<S: ObjectStore>(
     }
 }
 
-async fn read_request(
-    socket: &mut LegacyStream,
-    buffered: &mut BytesMut,
-    claim: &mut BudgetClaim,
-    timeout: Duration,
-) -> Result<Option<Request>, ExchangeError> {
-    loop {
-        if !buffered.is_empty() {
-            if let Some((request, used)) = Request::decode_legacy(buffered)? {
-                buffered.advance(used);
-                claim.release_if_small(buffered.len());
-                return Ok(Some(request));
-            }
-        }
-        if buffered.len() >= crate::framing::MAX_BUFFERED_MESSAGE {
-            return Err(ExchangeError::MessageTooLong {
-                limit: crate::framing::MAX_BUFFERED_MESSAGE,
-            });
-        }
-        buffered.reserve(64 * 1024);
-        // Cover what this read may add before making it (read_buf fills up to the spare room).
-        claim.cover(buffered.len() + (buffered.capacity() - buffered.len()))?;
-        let read = tokio::time::timeout(timeout, socket.read_buf(buffered))
-            .await
-            .map_err(|_| ExchangeError::Timeout(timeout))??;
-        if read == 0 {
-            return if buffered.is_empty() {
-                Ok(None)
-            } else {
-                Err(ExchangeError::Truncated)
-            };
-        }
-    }
-}
-
 async fn serve_sync<S: ObjectStore>(
     node: &Arc<Node<S>>,
-    socket: &mut LegacyStream,
+    socket: &mut LegacyWriter,
     peer_requests: Vec<plasma_stream_protocol::PeerRequest>,
-) -> Result<(), ExchangeError> {
-    let report = run_sync(node, SyncRequest { peer_requests }).await;
-    let reply = SyncReply {
-        statuses: report.peer_reports.iter().map(|p| p.status).collect(),
+) -> Result<(), ServeError> {
+    let count = peer_requests.len();
+    // The legacy decoder enforced the SYNC limits already; a refusal here is one status per
+    // peer request, as the format's reply has.
+    let statuses = match SyncRequest::new(peer_requests) {
+        Ok(request) => run_sync(node, request)
+            .await
+            .peer_reports
+            .iter()
+            .map(|p| p.status)
+            .collect(),
+        Err(limit) => vec![limit.status().unwrap_or(Status::PeerRequestFailed); count],
     };
+    let reply = SyncReply { statuses };
     let mut bytes = Vec::with_capacity(reply.statuses.len());
     reply.encode(&mut bytes)?;
     socket.write_all(&bytes).await?;
     Ok(())
 }
-
 async fn serve_transfer<S: ObjectStore>(
     node: &Node<S>,
-    socket: &mut LegacyStream,
+    socket: &mut LegacyWriter,
     kind: TransferKind,
     ids: Vec<ObjectId>,
     awaiting_delete: &mut Vec<(ObjectId, Claim)>,
-) -> Result<(), ExchangeError> {
+) -> Result<(), ServeError> {
     match gather(node, kind, &ids).await {
         Ok((objects, claims)) => {
             let mut bytes = Vec::with_capacity(1);
@@ -172,13 +143,14 @@ async fn serve_transfer<S: ObjectStore>(
             socket.write_all(&bytes).await?;
             socket.flush().await?;
             // The format says: an error status byte, and the connection closes.
-            Err(ExchangeError::Truncated)
+            Err(ServeError::Truncated)
         }
     }
 }
 
-/// Checks, in the documented order, and fetches every object of a COPY/TAKE; the first
-/// failure is the reply's status byte.
+/// The holder's check-out policy (`protocol::exchange::policy`, shared with OBJECT streams),
+/// each step applied to the whole list before the next, as the format documents; fetches every
+/// object. The first failure is the reply's status byte.
 async fn gather<S: ObjectStore>(
     node: &Node<S>,
     kind: TransferKind,
@@ -186,34 +158,51 @@ async fn gather<S: ObjectStore>(
 ) -> Result<(Vec<SealedObject>, Vec<Claim>), Status> {
     let mut claims = Vec::new();
     for &id in ids {
-        match kind {
-            TransferKind::Take => claims.push(node.taking.claim(id).ok_or(Status::BeingDeleted)?),
-            TransferKind::Copy if node.taking.contains(&id) => return Err(Status::BeingDeleted),
-            TransferKind::Copy => {}
-        }
+        let taken_elsewhere = match kind {
+            TransferKind::Take => match node.taking.claim(id) {
+                Some(claim) => {
+                    claims.push(claim);
+                    false
+                }
+                None => true,
+            },
+            TransferKind::Copy => node.taking.contains(&id),
+        };
+        policy::check_taken(taken_elsewhere)?;
     }
-    let found = node
+    let found = match node
         .store
         .get(
             ids.iter().map(|id| store_id(*id)).collect(),
             node.store_timeout,
         )
         .await
-        .map_err(|error| {
+    {
+        Ok(found) => found,
+        Err(error) => {
             warn!(%error, "store get failed");
-            Status::StoreError
-        })?;
+            policy::check_lookup(Lookup::StoreFailed)?;
+            Vec::new() // not reached: a failed lookup never checks out
+        }
+    };
     let mut objects = Vec::with_capacity(found.len());
     for object in found {
-        objects.push(object.ok_or(Status::NotFound)?);
+        let lookup = object
+            .as_ref()
+            .map_or(Lookup::Missing, |object| Lookup::Found {
+                data_size: object.data.len() as u64,
+                metadata_size: object.metadata.len() as u64,
+            });
+        policy::check_lookup(lookup)?;
+        objects.extend(object);
+    }
+    if objects.len() != ids.len() {
+        // The store answers one entry per ID; anything else is its failure.
+        return Err(Status::StoreError);
     }
     for object in &objects {
         let (data, metadata) = (object.data.len() as u64, object.metadata.len() as u64);
-        limits::validate_legacy_object_sizes(data, metadata)
-            .map_err(|e| e.status().unwrap_or(Status::DataTooLarge))?;
-        if metadata >= limits::MAX_METADATA_SIZE {
-            return Err(Status::MetadataTooLarge);
-        }
+        policy::check_sizes(WireFormat::Legacy, data, metadata)?;
     }
     Ok((objects, claims))
 }

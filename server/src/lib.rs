@@ -1,30 +1,31 @@
 //! `plasma-stream-server`: runs beside a Plasma store, serves COPY/TAKE to peers and executes
-//! SYNC requests from clients (DESIGN.md §2).
+//! SYNC requests from clients (`docs/design.md`, "One SYNC, step by step").
 //!
 //! How it is built (one idea per module):
 //! - [`options`]: the command line, with the documented defaults;
 //! - [`listener`]: accept loop, per-connection and per-exchange dispatch;
 //! - [`sync`]: the SYNC dispatcher (validate, claim, pull from peers concurrently, report);
-//! - [`receiver`]: pulling one object into the local store (create, copy, seal, Ack);
-//! - [`sender`]: serving one object out of the store's shared memory (TAKE deletes after Ack);
+//! - [`puller`]: pulling one object into the local store (create, copy, seal, Ack), driving
+//!   the shared `stream::pull` loop over `protocol::exchange::ObjectPull`;
+//! - [`holder`]: serving one object out of the store's shared memory over
+//!   `protocol::exchange::ObjectServe` (TAKE deletes after Ack);
 //! - [`legacy`]: the original plaintext format behind `--legacy-tcp`;
 //! - [`inflight`]: the *receiving* and *taking* ID sets; [`shutdown`]: drain, then abort;
-//! - [`framing`]: moving protocol messages over one exchange; [`error`]: errors → status codes.
+//! - [`error`]: errors → status codes.
 //!
 //! The server is generic over [`plasma_store::ObjectStore`]: the socket pool (any Plasma
 //! store, e.g. pyarrow 11's `plasma_store`) or the embedded store's in-process handle.
 
 pub mod error;
-pub mod framing;
+pub mod holder;
 pub mod inflight;
 pub mod legacy;
 pub mod listener;
 pub mod node;
 pub mod options;
 pub mod prefault;
-pub mod receiver;
+pub mod puller;
 pub mod send_order;
-pub mod sender;
 pub mod shutdown;
 pub mod sync;
 
@@ -39,7 +40,6 @@ use tracing::{error, info, warn};
 pub use error::StartError;
 pub use options::Options;
 
-use crate::framing::MessageBudget;
 use crate::inflight::InFlightIds;
 use crate::node::Node;
 use crate::shutdown::{Phase, Shutdown};
@@ -192,7 +192,7 @@ async fn serve<S: ObjectStore>(
         fingerprint,
         listen,
         shutdown: shutdown.clone(),
-        message_budget: MessageBudget::new(framing::MESSAGE_BUDGET),
+        read_budget: plasma_stream_transport::ReadBudget::new(node::READ_BUDGET),
     });
     let accept = tokio::spawn(listener::accept_loop(node.clone(), endpoint.clone()));
 

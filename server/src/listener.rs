@@ -1,6 +1,6 @@
 //! The accept loop and per-connection handling: every accepted exchange starts with a
 //! [`StreamKind`](plasma_stream_protocol::wire::StreamKind) byte and is dispatched to the
-//! SYNC dispatcher or the object sender. Over TCP one socket carries exchanges in a row, so
+//! SYNC dispatcher or the object holder. Over TCP one socket carries exchanges in a row, so
 //! each handler loops until the peer ends the stream.
 
 use std::sync::Arc;
@@ -8,16 +8,15 @@ use std::sync::Arc;
 use plasma_store::ObjectStore;
 use plasma_stream_protocol::wire::{StreamRequest, SyncReport, SyncRequest};
 use plasma_stream_transport::{
-    Connection, ConnectionKind, Endpoint, Incoming, RecvStream, SendStream,
+    Connection, ConnectionKind, Endpoint, Incoming, MessageReader, RecvStream, SendStream,
 };
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::error::ExchangeError;
-use crate::framing::{write_message, MessageReader};
+use crate::error::ServeError;
+use crate::holder::{serve_object, Puller};
 use crate::legacy::serve_legacy;
 use crate::node::Node;
 use crate::send_order::{self, SendOrder, Ticket};
-use crate::sender::serve_object;
 use crate::shutdown::Phase;
 use crate::sync::run_sync;
 
@@ -67,7 +66,10 @@ async fn serve_connection<S: ObjectStore>(node: Arc<Node<S>>, connection: Connec
                 if ticket.is_some() {
                     send.prioritize_by_order();
                 }
-                tokio::spawn(serve_exchange(node.clone(), send, recv, ticket).in_current_span());
+                tokio::spawn(
+                    serve_exchange(node.clone(), connection.clone(), send, recv, ticket)
+                        .in_current_span(),
+                );
             }
             Ok(None) => break,
             Err(error) => {
@@ -81,11 +83,19 @@ async fn serve_connection<S: ObjectStore>(node: Arc<Node<S>>, connection: Connec
 /// Serves the exchanges of one stream (one over QUIC, a sequence over TCP) until it ends.
 async fn serve_exchange<S: ObjectStore>(
     node: Arc<Node<S>>,
+    connection: Connection,
     mut send: SendStream,
     recv: RecvStream,
     mut ticket: Option<Ticket>,
 ) {
-    let mut reader = MessageReader::new(recv, node.idle_timeout, &node.message_budget);
+    let mut reader = MessageReader::new(recv, node.idle_timeout, &node.read_budget);
+    let identity = connection
+        .peer_fingerprint()
+        .map_or_else(|| "anonymous".to_string(), |fp| fp.to_string());
+    let puller = Puller {
+        addr: connection.remote_addr(),
+        identity: &identity,
+    };
     loop {
         let request = tokio::select! {
             request = reader.next(StreamRequest::decode) => request,
@@ -97,14 +107,14 @@ async fn serve_exchange<S: ObjectStore>(
                 let span = info_span!("object", object = %request.id, kind = %request.kind);
                 let _transfer = node.shutdown.transfer();
                 let served = tokio::select! {
-                    served = serve_object(&node, request, &mut send, &mut reader, ticket.take()).instrument(span) => served,
-                    _ = node.shutdown.reached(Phase::Aborting) => Err(ExchangeError::ShuttingDown),
+                    served = serve_object(&node, request, &mut send, &mut reader, ticket.take(), puller).instrument(span) => served,
+                    _ = node.shutdown.reached(Phase::Aborting) => Err(ServeError::ShuttingDown),
                 };
                 served.map(|_| ())
             }
             Ok(Some(StreamRequest::Sync(request))) => {
                 drop(ticket.take());
-                let span = info_span!("sync");
+                let span = info_span!("sync", client = %identity);
                 // Counted as a transfer until the report is delivered, so a drain waits for it.
                 let _transfer = node.shutdown.transfer();
                 async {
@@ -114,7 +124,7 @@ async fn serve_exchange<S: ObjectStore>(
                 .instrument(span)
                 .await
             }
-            Err(error) => Err(error),
+            Err(error) => Err(error.into()),
         };
         if let Err(error) = result {
             if let Some(report) = refusal_report(&error, reader.buffered()) {
@@ -124,11 +134,10 @@ async fn serve_exchange<S: ObjectStore>(
                 let _ = write_report(&mut send, &report, node.idle_timeout).await;
                 return;
             }
-            match error {
-                ExchangeError::Decode(_) | ExchangeError::MessageTooLong { .. } => {
-                    warn!(%error, "malformed request; dropping the stream")
-                }
-                _ => info!(%error, "exchange failed"),
+            if error.is_malformed() {
+                warn!(%error, "malformed request; dropping the stream")
+            } else {
+                info!(%error, "exchange failed")
             }
             let _ = send.reset(1).await;
             return;
@@ -138,8 +147,8 @@ async fn serve_exchange<S: ObjectStore>(
 
 /// The report refusing a whole SYNC, when the decode error has a documented status code and
 /// the bytes declare how many peer requests the SYNC had.
-fn refusal_report(error: &ExchangeError, buffered: &[u8]) -> Option<SyncReport> {
-    let ExchangeError::Decode(decode) = error else {
+fn refusal_report(error: &ServeError, buffered: &[u8]) -> Option<SyncReport> {
+    let ServeError::Decode(decode) = error else {
         return None;
     };
     let status = decode.status()?;
@@ -151,15 +160,12 @@ async fn write_report(
     send: &mut SendStream,
     report: &SyncReport,
     timeout: std::time::Duration,
-) -> Result<(), ExchangeError> {
+) -> Result<(), ServeError> {
     let mut bytes = Vec::with_capacity(report.encoded_len());
     report.encode(&mut bytes)?;
-    write_message(send, &bytes, timeout).await?;
+    send.write_message(&bytes, timeout).await?;
     send.finish().await?;
-    // Over QUIC, wait until the client has the whole report: closing the connection (at
-    // shutdown) would otherwise discard bytes still in flight.
-    if let SendStream::Quic(stream) = send {
-        let _ = tokio::time::timeout(timeout, stream.stopped()).await;
-    }
+    // Closing the connection at shutdown would discard bytes still in flight.
+    send.wait_delivered(timeout).await;
     Ok(())
 }

@@ -7,11 +7,15 @@ use std::time::Duration;
 
 use plasma_stream_certs::Fingerprint;
 use plasma_stream_protocol::ObjectId;
-use plasma_stream_transport::Endpoint;
+use plasma_stream_transport::{Endpoint, ReadBudget};
 
-use crate::framing::MessageBudget;
 use crate::inflight::InFlightIds;
 use crate::shutdown::Shutdown;
+
+/// Bytes of undecoded requests all streams of one server may hold together, beyond each
+/// stream's small free allowance. Without it, `-c` connections × streams × the longest message
+/// would let a few clients make the server hold tens of GiB.
+pub const READ_BUDGET: usize = 512 * 1024 * 1024;
 
 /// The state one server shares between all its connections. Held in an `Arc`.
 pub struct Node<S> {
@@ -40,8 +44,8 @@ pub struct Node<S> {
     pub listen: SocketAddr,
     /// Tells exchanges to stop.
     pub shutdown: Shutdown,
-    /// Undecoded request bytes all streams may hold together (see `framing::MESSAGE_BUDGET`).
-    pub message_budget: MessageBudget,
+    /// Undecoded request bytes all streams may hold together (see [`READ_BUDGET`]).
+    pub read_budget: ReadBudget,
 }
 
 impl<S> Node<S> {

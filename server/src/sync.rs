@@ -1,6 +1,7 @@
 //! The SYNC dispatcher: a client asked this server to pull objects from its peers.
 //!
-//! 1. The request was decoded and validated (limits, unique IDs) by the protocol crate.
+//! 1. The request was decoded and validated (limits, unique IDs) by the protocol crate: a
+//!    `SyncRequest` is valid by construction.
 //! 2. Each object is claimed as *receiving* (0x80 if another SYNC has it) and checked against
 //!    the local store (0x81 if already here): nothing is skipped silently.
 //! 3. Peer requests run concurrently, each over the pooled connection to its peer (QUIC, or
@@ -12,14 +13,15 @@ use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
 use plasma_store::ObjectStore;
+use plasma_stream_protocol::exchange::policy;
 use plasma_stream_protocol::wire::{ObjectOutcome, PeerReport, SyncReport, SyncRequest};
-use plasma_stream_protocol::{PeerRequest, Status, TransferKind};
+use plasma_stream_protocol::{ObjectId, PeerRequest, Status, TransferKind};
 use plasma_stream_transport::Connection;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::inflight::Claim;
 use crate::node::{store_id, Node};
-use crate::receiver::pull_object;
+use crate::puller::pull_object;
 
 /// One object of a peer request, before it moves.
 enum Pending {
@@ -31,24 +33,13 @@ enum Pending {
 
 /// Executes a SYNC and returns its report (one entry per peer request, in request order).
 pub async fn run_sync<S: ObjectStore>(node: &Arc<Node<S>>, request: SyncRequest) -> SyncReport {
-    let peer_count = request.peer_requests.len();
-    if let Err(error) = request.validate() {
-        warn!(%error, "refusing SYNC");
-        return SyncReport::refused(
-            peer_count,
-            error.status().unwrap_or(Status::PeerRequestFailed),
-        );
-    }
-    let objects: usize = request
-        .peer_requests
-        .iter()
-        .map(|p| p.objects().len())
-        .sum();
+    let peer_count = request.peer_requests().len();
+    let objects = request.object_count();
     info!(peer_requests = peer_count, objects, "SYNC");
 
     // Claim every ID first, for the whole SYNC, so concurrent SYNCs see them at once.
     let mut prepared = Vec::with_capacity(peer_count);
-    for peer_request in request.peer_requests {
+    for peer_request in request.into_peer_requests() {
         let pending = prepare(node, &peer_request);
         prepared.push((peer_request, pending));
     }
@@ -106,16 +97,20 @@ async fn check_and_pull<S: ObjectStore>(
         status,
         bytes_moved: 0,
     };
-    let outcome = match node.store.contains(store_id(id)).await {
-        Ok(true) => done(Status::AlreadyInStore),
-        Ok(false) => pull_object(node, connection, kind, id).await,
-        Err(error) => {
-            warn!(object = %id, %error, "store contains failed");
-            done(Status::StoreError)
-        }
+    let outcome = match already_here(node, id).await {
+        Some(status) => done(status),
+        None => pull_object(node, connection, kind, id).await,
     };
     drop(claim);
     outcome
+}
+
+/// 0x81 if the local store already has the object, 0x60 if it cannot say; `None` to pull it.
+async fn already_here<S: ObjectStore>(node: &Node<S>, id: ObjectId) -> Option<Status> {
+    let contains = node.store.contains(store_id(id)).await.map_err(|error| {
+        warn!(object = %id, %error, "store contains failed");
+    });
+    policy::already_here(contains)
 }
 
 /// The outcomes already decided (every entry is `Done`).
@@ -142,8 +137,8 @@ async fn fail_remaining<S: ObjectStore>(
             Pending::Done(outcome) => outcome,
             Pending::ToPull(claim) => {
                 let id = claim.id();
-                let status = match node.store.contains(store_id(id)).await {
-                    Ok(true) => Status::AlreadyInStore,
+                let status = match already_here(node, id).await {
+                    Some(Status::AlreadyInStore) => Status::AlreadyInStore,
                     _ => status,
                 };
                 ObjectOutcome {

@@ -1,0 +1,279 @@
+//! The puller's async loop: drives one [`ObjectPull`] over one exchange of a transport
+//! [`Connection`]. Used by [`Client::pull`](crate::Client::pull) (into this process) and by
+//! the server (into its store), so the puller's steps exist once.
+//!
+//! It only moves bytes: the state machine says what comes next and whether it is allowed.
+//! Reads never go past what the machine says comes next, so a TCP socket recycled after the
+//! exchange starts exactly at the next one.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use plasma_stream_protocol::exchange::{Answer, Body, ExchangeError, ObjectPull, PullRead};
+use plasma_stream_protocol::wire::{DigestTrailer, ObjectHeader};
+use plasma_stream_protocol::{ObjectId, Status, TransferKind};
+use plasma_stream_transport::{Connection, RecvStream, SendStream, TransportError};
+
+/// Why one pull failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// A step of the exchange was broken (by the holder, or out of order).
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+    /// The connection or stream failed, or stalled past the idle timeout.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+impl PullError {
+    /// The documented status a puller reports for this failure: 0x90 when the connection
+    /// failed or stalled, 0x62 when the holder broke the protocol.
+    pub fn status(&self) -> Status {
+        match self {
+            PullError::Exchange(error) => error.pull_status(),
+            PullError::Transport(_) => Status::PeerConnectionFailed,
+        }
+    }
+}
+
+/// How the holder answered.
+#[derive(Debug)]
+pub enum Started {
+    /// The object is coming: read its body from this exchange.
+    Begin(Box<Pulling>),
+    /// The holder refused with this status (its code as the holder sent it); the exchange
+    /// was recycled.
+    Refused(Status),
+}
+
+/// Sends the request of `pull` on a new exchange of `connection` and reads the holder's
+/// header; every wait is bounded by `idle_timeout`.
+pub async fn start(
+    connection: &Connection,
+    mut pull: ObjectPull,
+    idle_timeout: Duration,
+) -> Result<Started, PullError> {
+    let (mut send, mut recv) = tokio::time::timeout(idle_timeout, connection.open_bi())
+        .await
+        .map_err(|_| TransportError::Idle(idle_timeout))??;
+    let mut request = Vec::with_capacity(ObjectHeader::BEGIN_LEN);
+    pull.encode_request(&mut request)?;
+    send.write_message(&request, idle_timeout).await?;
+    let mut header = Vec::with_capacity(ObjectHeader::BEGIN_LEN);
+    let answer = loop {
+        let want = ObjectPull::header_len(&header).saturating_sub(header.len());
+        match recv.read_chunk_within(want.max(1), idle_timeout).await? {
+            Some(chunk) => header.extend_from_slice(&chunk),
+            None => return Err(pull.on_end().into()),
+        }
+        if let Some((answer, _)) = pull.on_header(&header)? {
+            break answer;
+        }
+    };
+    match answer {
+        Answer::Refused(status) => {
+            connection.recycle(send, recv);
+            Ok(Started::Refused(status))
+        }
+        Answer::Begin(body) => Ok(Started::Begin(Box::new(Pulling {
+            connection: connection.clone(),
+            pull,
+            body,
+            send,
+            recv,
+            idle_timeout,
+        }))),
+    }
+}
+
+/// One object arriving: its header is here, its body comes next. Dropping it abandons the
+/// exchange (a TAKE then keeps the object at the holder).
+#[derive(Debug)]
+pub struct Pulling {
+    connection: Connection,
+    pull: ObjectPull,
+    body: Body,
+    send: SendStream,
+    recv: RecvStream,
+    idle_timeout: Duration,
+}
+
+impl Pulling {
+    /// The object.
+    pub fn id(&self) -> ObjectId {
+        self.pull.id()
+    }
+
+    /// COPY or TAKE.
+    pub fn kind(&self) -> TransferKind {
+        self.pull.kind()
+    }
+
+    /// What the holder announced: sizes, and the offset the data starts at.
+    pub fn body(&self) -> Body {
+        self.body
+    }
+
+    /// Body bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.pull.received()
+    }
+
+    /// Data bytes still to come.
+    pub fn data_left(&self) -> u64 {
+        match self.pull.next_read() {
+            PullRead::Metadata(_) => self.body.data_len(),
+            PullRead::Data(left) => left,
+            _ => 0,
+        }
+    }
+
+    /// Reads the metadata into `target`, which must be exactly its size.
+    pub async fn read_metadata(&mut self, target: &mut [u8]) -> Result<(), PullError> {
+        if target.is_empty() && self.body.metadata_size == 0 {
+            return Ok(());
+        }
+        match self.pull.next_read() {
+            PullRead::Metadata(left) if left == target.len() as u64 => {}
+            _ => {
+                return Err(ExchangeError::OutOfOrder {
+                    step: "reading metadata into a buffer of another size",
+                    state: "before the metadata",
+                }
+                .into())
+            }
+        }
+        let read = self
+            .recv
+            .read_into(target, self.idle_timeout, |_| {})
+            .await?;
+        self.pull.on_metadata(read)?;
+        if read < target.len() {
+            return Err(self.pull.on_end().into());
+        }
+        Ok(())
+    }
+
+    /// Reads the data that follows into `target` (exactly [`Pulling::data_left`] bytes),
+    /// feeding each piece to `observe` once written (the server hashes it this way).
+    pub async fn read_data(
+        &mut self,
+        target: &mut [u8],
+        mut observe: impl FnMut(&[u8]),
+    ) -> Result<(), PullError> {
+        if self.data_left() != target.len() as u64 {
+            return Err(ExchangeError::OutOfOrder {
+                step: "reading data into a buffer of another size",
+                state: "before the data",
+            }
+            .into());
+        }
+        let mut broken = None;
+        let pull = &mut self.pull;
+        let read = self
+            .recv
+            .read_into(target, self.idle_timeout, |piece| {
+                observe(piece);
+                if broken.is_none() {
+                    broken = pull.on_data(piece).err();
+                }
+            })
+            .await?;
+        if let Some(error) = broken {
+            return Err(error.into());
+        }
+        if read < target.len() {
+            return Err(self.pull.on_end().into());
+        }
+        self.read_trailer().await
+    }
+
+    /// The next piece of data (at most `max` bytes), in order; `None` once all of it came.
+    pub async fn next_chunk(&mut self, max: usize) -> Result<Option<Bytes>, PullError> {
+        let left = match self.pull.next_read() {
+            PullRead::Data(left) => left,
+            PullRead::Trailer => {
+                self.read_trailer().await?;
+                return Ok(None);
+            }
+            PullRead::Metadata(_) => {
+                return Err(ExchangeError::OutOfOrder {
+                    step: "reading data",
+                    state: "before the metadata was read",
+                }
+                .into())
+            }
+            _ => return Ok(None),
+        };
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(max.max(1));
+        match self.recv.read_chunk_within(want, self.idle_timeout).await? {
+            Some(chunk) => {
+                self.pull.on_data(&chunk)?;
+                if self.pull.next_read() == PullRead::Trailer {
+                    self.read_trailer().await?;
+                }
+                Ok(Some(chunk))
+            }
+            None => Err(self.pull.on_end().into()),
+        }
+    }
+
+    async fn read_trailer(&mut self) -> Result<(), PullError> {
+        if self.pull.next_read() != PullRead::Trailer {
+            return Ok(());
+        }
+        let mut trailer = Vec::with_capacity(DigestTrailer::ENCODED_LEN);
+        loop {
+            let want = DigestTrailer::ENCODED_LEN - trailer.len();
+            match self.recv.read_chunk_within(want, self.idle_timeout).await? {
+                Some(chunk) => trailer.extend_from_slice(&chunk),
+                None => return Err(self.pull.on_end().into()),
+            }
+            if self.pull.on_trailer(&trailer)?.is_some() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Acknowledges with `status` (0x41 once the object is safe; anything else tells the
+    /// holder to keep it). For a TAKE acknowledged with 0x41, returns the holder's delete
+    /// result. The exchange is then recycled (over TCP its socket serves the next one).
+    pub async fn finish(mut self, status: Status) -> Result<Option<Status>, PullError> {
+        let body_complete = self.pull.next_read() == PullRead::Acknowledge;
+        let mut ack = Vec::with_capacity(1);
+        self.pull.acknowledge(status, &mut ack)?;
+        self.send.write_message(&ack, self.idle_timeout).await?;
+        self.send.finish().await?;
+        let mut deleted = None;
+        if self.pull.next_read() == PullRead::DeleteResult {
+            let mut result = Vec::with_capacity(1);
+            while deleted.is_none() {
+                match self.recv.read_chunk_within(1, self.idle_timeout).await? {
+                    Some(chunk) => result.extend_from_slice(&chunk),
+                    None => return Err(self.pull.on_end().into()),
+                }
+                deleted = self.pull.on_delete_result(&result)?.map(|(s, _)| s);
+            }
+        }
+        if body_complete {
+            self.connection.recycle(self.send, self.recv);
+        }
+        Ok(deleted)
+    }
+
+    /// Gives up before the body was all read (e.g. the local store cannot hold it): tells the
+    /// holder why, so a TAKE keeps its object, and drops the exchange (its body is unread, so
+    /// the stream cannot serve another exchange).
+    pub async fn give_up(mut self, status: Status) {
+        let mut ack = Vec::with_capacity(1);
+        if self.pull.acknowledge(status, &mut ack).is_ok()
+            && self
+                .send
+                .write_message(&ack, self.idle_timeout)
+                .await
+                .is_ok()
+        {
+            let _ = self.send.finish().await;
+        }
+    }
+}
