@@ -25,7 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
-use crate::error::{Result, TransportError};
+use crate::error::{quic_error_message, tls_io_message, Result, TransportError};
 use crate::stream::{tcp_pair, tcp_unsplit, RecvStream, SendStream, TlsSocket};
 
 /// Which transport a connection runs over.
@@ -135,7 +135,7 @@ impl Connection {
                         .await
                         .map_err(|err| TransportError::ConnectionLost {
                             peer: self.remote_addr(),
-                            message: crate::endpoint::quic_error_message(&err),
+                            message: quic_error_message(&err),
                         })?;
                 Ok((SendStream::Quic(send), RecvStream::Quic(recv)))
             }
@@ -158,7 +158,7 @@ impl Connection {
                 ) => Ok(None),
                 Err(err) => Err(TransportError::ConnectionLost {
                     peer: self.remote_addr(),
-                    message: crate::endpoint::quic_error_message(&err),
+                    message: quic_error_message(&err),
                 }),
             },
             Inner::TcpServer(accepted) => Ok(accepted.take()),
@@ -352,7 +352,7 @@ async fn dial(peer: SocketAddr, connector: &TlsConnector, timeout: Duration) -> 
             .await
             .map_err(|err| TransportError::Handshake {
                 peer,
-                message: crate::endpoint::tls_io_message(&err),
+                message: tls_io_message(&err),
             })
     };
     match tokio::time::timeout(timeout, attempt).await {

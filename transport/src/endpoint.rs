@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use plasma_stream_certs::{
-    client_config, server_config, tidy_tls_error, Fingerprint, Identity, Trust,
+    client_config, server_config, Fingerprint, Identity, Trust,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -21,7 +21,7 @@ use tracing::{debug, warn, Instrument};
 
 use crate::config::{TransportConfig, TransportMode};
 use crate::connection::{Connection, TcpAccepted, TcpDialer};
-use crate::error::{Result, TransportError};
+use crate::error::{quic_error_message, tls_io_message, Result, TransportError};
 use crate::pool::ConnectionPool;
 
 /// The ALPN protocol name on QUIC and on the TLS-over-TCP fallback (WIRE.md).
@@ -161,15 +161,6 @@ pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
         },
         v4 => v4,
     }
-}
-
-/// Text of a TLS failure on a TCP socket, with rustls's wrapping removed.
-pub(crate) fn tls_io_message(err: &io::Error) -> String {
-    tidy_tls_error(&err.to_string())
-}
-
-pub(crate) fn quic_error_message(err: &quinn::ConnectionError) -> String {
-    crate::error::describe_connection_error(err)
 }
 
 impl Endpoint {
