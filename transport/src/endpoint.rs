@@ -20,16 +20,13 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, warn, Instrument};
 
 use crate::config::{TransportConfig, TransportMode};
-use crate::connection::{Connection, TcpAccepted, TcpDialer};
+use crate::connection::Connection;
 use crate::error::{quic_error_message, tls_io_message, Result, TransportError};
 use crate::pool::ConnectionPool;
+use crate::tcp::{TcpAccepted, TcpDialer, SERVER_NAME};
 
 /// The ALPN protocol name on QUIC and on the TLS-over-TCP fallback (WIRE.md).
 pub const ALPN: &[u8] = b"plasma-stream/1";
-
-/// The TLS server name clients send. Pinned trust ignores it; in CA mode every issued
-/// certificate carries it, since peers are dialed by address, not by host name.
-pub(crate) const SERVER_NAME: &str = plasma_stream_certs::CLUSTER_SERVER_NAME;
 
 /// First byte of a TLS record carrying a handshake (a ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;

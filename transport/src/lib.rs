@@ -49,6 +49,7 @@ mod endpoint;
 mod error;
 mod pool;
 mod stream;
+mod tcp;
 
 pub use config::{CongestionControl, TransportConfig, TransportMode};
 pub use connection::{Connection, ConnectionKind};
