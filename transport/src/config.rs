@@ -230,6 +230,13 @@ impl TransportConfig {
         };
         Arc::new(transport)
     }
+    /// The quinn endpoint configuration these settings describe.
+    pub(crate) fn quinn_endpoint(&self) -> quinn::EndpointConfig {
+        let mut endpoint = quinn::EndpointConfig::default();
+        // Advertise that we can receive datagrams as large as the loopback MTU we may use.
+        let _ = endpoint.max_udp_payload_size(self.loopback_mtu.clamp(1472, MAX_LOOPBACK_MTU));
+        endpoint
+    }
 }
 
 fn varint(value: u64) -> VarInt {

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use plasma_stream_certs::Fingerprint;
 
 use crate::error::{quic_error_message, Result, TransportError};
+use crate::socket::canonical;
 use crate::stream::{tcp_unsplit, RecvStream, SendStream};
 use crate::tcp::{TcpAccepted, TcpDialer};
 
@@ -97,7 +98,7 @@ impl Connection {
             Inner::TcpClient(dialer) => dialer.peer,
             Inner::TcpServer(accepted) => accepted.peer,
         };
-        crate::endpoint::canonical(addr)
+        canonical(addr)
     }
 
     /// QUIC or TCP.

@@ -2,16 +2,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use plasma_stream_certs::{
-    client_config, server_config, Fingerprint, Identity, Trust,
-};
-use socket2::{Domain, Protocol, Socket, Type};
+use plasma_stream_certs::{client_config, server_config, Fingerprint, Identity, Trust};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -23,6 +20,8 @@ use crate::config::{TransportConfig, TransportMode};
 use crate::connection::Connection;
 use crate::error::{quic_error_message, tls_io_message, Result, TransportError};
 use crate::pool::ConnectionPool;
+pub use crate::socket::all_interfaces;
+use crate::socket::{bind_server, canonical, client_udp_socket};
 use crate::tcp::{TcpAccepted, TcpDialer, SERVER_NAME};
 
 /// The ALPN protocol name on QUIC and on the TLS-over-TCP fallback (WIRE.md).
@@ -39,9 +38,6 @@ const CLOSE_SHUTDOWN: u32 = 0;
 /// After QUIC to a peer timed out, how long `connect` dials that peer over TCP directly
 /// instead of waiting `quic_connect_timeout` again; QUIC is retried after it.
 const FALLBACK_MEMORY: Duration = Duration::from_secs(300);
-
-/// Linux errno for "address family not supported" (a host without IPv6).
-const EAFNOSUPPORT: i32 = 97;
 
 /// A connection a server accepted, ready to serve.
 #[derive(Debug)]
@@ -144,22 +140,6 @@ impl Drop for Inner {
     }
 }
 
-/// The address to bind for "all interfaces, IPv4 and IPv6" on `port`: `[::]`, dual-stack.
-pub fn all_interfaces(port: u16) -> SocketAddr {
-    SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)
-}
-
-/// IPv4-mapped IPv6 addresses (seen on dual-stack sockets) back in their IPv4 form.
-pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => addr,
-        },
-        v4 => v4,
-    }
-}
-
 impl Endpoint {
     /// Starts a server: QUIC on UDP `bind` and TLS over TCP on the same TCP port (which
     /// listeners exist depends on `config.mode` and `config.legacy_tcp`). With port 0 a port
@@ -175,17 +155,8 @@ impl Endpoint {
     ) -> Result<Endpoint> {
         let wants_udp = config.mode != TransportMode::Tcp;
         let wants_tcp = config.mode != TransportMode::Quic || config.legacy_tcp;
-        let (udp, tcp, local_addr) = match bind_both(bind, wants_udp, wants_tcp, &config) {
-            Err(TransportError::Bind { source, .. })
-                if bind.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-                    && source.raw_os_error() == Some(EAFNOSUPPORT) =>
-            {
-                let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), bind.port());
-                warn!("no IPv6 on this host: binding {v4} instead of {bind}");
-                bind_both(v4, wants_udp, wants_tcp, &config)?
-            }
-            other => other?,
-        };
+        let (udp, tcp, local_addr) =
+            bind_server(bind, wants_udp, wants_tcp, config.udp_socket_buffer)?;
 
         let mut tls_server = server_config(identity, trust)?;
         tls_server.alpn_protocols = vec![ALPN.to_vec()];
@@ -206,7 +177,7 @@ impl Endpoint {
                 let mut loopback = quinn::ServerConfig::with_crypto(quic_tls);
                 loopback.transport_config(config.quinn_transport(true));
                 let endpoint = quinn::Endpoint::new(
-                    endpoint_config(&config),
+                    config.quinn_endpoint(),
                     Some(remote.clone()),
                     udp,
                     Arc::new(quinn::TokioRuntime),
@@ -265,19 +236,14 @@ impl Endpoint {
         let quic = if config.mode == TransportMode::Tcp {
             None
         } else {
-            let udp = udp_socket(all_interfaces(0), config.udp_socket_buffer).or_else(|_| {
-                udp_socket(
-                    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-                    config.udp_socket_buffer,
-                )
-            })?;
+            let udp = client_udp_socket(config.udp_socket_buffer)?;
             let local = udp.local_addr().map_err(|source| TransportError::Bind {
                 addr: all_interfaces(0),
                 source,
             })?;
             Some(
                 quinn::Endpoint::new(
-                    endpoint_config(&config),
+                    config.quinn_endpoint(),
                     None,
                     udp,
                     Arc::new(quinn::TokioRuntime),
@@ -554,142 +520,6 @@ async fn udp_port_unreachable(peer: SocketAddr) {
         }
     }
     std::future::pending().await
-}
-
-fn endpoint_config(config: &TransportConfig) -> quinn::EndpointConfig {
-    let mut endpoint = quinn::EndpointConfig::default();
-    // Advertise that we can receive datagrams as large as the loopback MTU we may use.
-    let _ = endpoint.max_udp_payload_size(
-        config
-            .loopback_mtu
-            .clamp(1472, crate::config::MAX_LOOPBACK_MTU),
-    );
-    endpoint
-}
-
-/// Binds the requested sockets on one port number (a port free for both when `bind` has 0).
-fn bind_both(
-    bind: SocketAddr,
-    wants_udp: bool,
-    wants_tcp: bool,
-    config: &TransportConfig,
-) -> Result<(Option<std::net::UdpSocket>, Option<TcpListener>, SocketAddr)> {
-    const ATTEMPTS: usize = 32;
-    let mut last_error = None;
-    for _ in 0..ATTEMPTS {
-        let tcp = if wants_tcp {
-            Some(tcp_listener(bind)?)
-        } else {
-            None
-        };
-        let port = match &tcp {
-            Some(listener) => listener
-                .local_addr()
-                .map_err(|source| TransportError::Bind { addr: bind, source })?
-                .port(),
-            None => bind.port(),
-        };
-        let addr = SocketAddr::new(bind.ip(), port);
-        if !wants_udp {
-            return Ok((None, tcp, addr));
-        }
-        match udp_socket(addr, config.udp_socket_buffer) {
-            Ok(udp) => {
-                let addr = udp
-                    .local_addr()
-                    .map_err(|source| TransportError::Bind { addr, source })?;
-                return Ok((Some(udp), tcp, addr));
-            }
-            // The TCP port's UDP twin is taken: try another port, unless one was asked for.
-            Err(TransportError::Bind { source, .. })
-                if bind.port() == 0 && source.kind() == io::ErrorKind::AddrInUse =>
-            {
-                last_error = Some(source);
-            }
-            Err(err) => return Err(err),
-        }
-    }
-    Err(TransportError::Bind {
-        addr: bind,
-        source: last_error.unwrap_or_else(|| io::Error::other("no port free for both UDP and TCP")),
-    })
-}
-
-fn tcp_listener(addr: SocketAddr) -> Result<TcpListener> {
-    let bind_error = |source| TransportError::Bind { addr, source };
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-        .map_err(bind_error)?;
-    if addr.is_ipv6() && addr.ip().is_unspecified() {
-        socket.set_only_v6(false).map_err(bind_error)?;
-    }
-    socket.set_reuse_address(true).map_err(bind_error)?;
-    socket.set_nonblocking(true).map_err(bind_error)?;
-    socket.bind(&addr.into()).map_err(bind_error)?;
-    socket.listen(1024).map_err(bind_error)?;
-    TcpListener::from_std(socket.into()).map_err(bind_error)
-}
-
-/// A UDP socket with enlarged kernel buffers (the kernel caps them at `net.core.rmem_max` /
-/// `wmem_max`; the effective sizes are logged), dual-stack when bound to `[::]`.
-fn udp_socket(addr: SocketAddr, buffer: usize) -> Result<std::net::UdpSocket> {
-    let bind_error = |source| TransportError::Bind { addr, source };
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
-        .map_err(bind_error)?;
-    if addr.is_ipv6() && addr.ip().is_unspecified() {
-        socket.set_only_v6(false).map_err(bind_error)?;
-    }
-    if let Err(err) = socket.set_recv_buffer_size(buffer) {
-        debug!("SO_RCVBUF {buffer}: {err}");
-    }
-    if let Err(err) = socket.set_send_buffer_size(buffer) {
-        debug!("SO_SNDBUF {buffer}: {err}");
-    }
-    // The kernel caps the above at net.core.{r,w}mem_max; with CAP_NET_ADMIN the *FORCE
-    // variants go past the cap. Without the capability they fail and the capped size stays.
-    // (Linux reports twice the requested size, to account for its bookkeeping.)
-    if socket.recv_buffer_size().unwrap_or(0) < buffer {
-        force_buffer(&socket, libc::SO_RCVBUFFORCE, buffer);
-    }
-    if socket.send_buffer_size().unwrap_or(0) < buffer {
-        force_buffer(&socket, libc::SO_SNDBUFFORCE, buffer);
-    }
-    let effective = (
-        socket.recv_buffer_size().unwrap_or(0),
-        socket.send_buffer_size().unwrap_or(0),
-    );
-    if effective.0 < buffer {
-        debug!(
-            requested = buffer,
-            recv = effective.0,
-            send = effective.1,
-            "UDP socket buffers capped by the kernel (raise net.core.rmem_max / wmem_max)"
-        );
-    }
-    socket.set_nonblocking(true).map_err(bind_error)?;
-    socket.bind(&addr.into()).map_err(bind_error)?;
-    Ok(socket.into())
-}
-
-/// Sets a socket buffer size past the sysctl cap (needs CAP_NET_ADMIN); best effort.
-fn force_buffer(socket: &Socket, option: libc::c_int, size: usize) {
-    use std::os::fd::AsRawFd;
-    let value = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
-    // SAFETY: a valid socket descriptor, a pointer to a c_int and its exact length.
-    let result = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            option,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if result != 0 {
-        debug!(
-            "forcing socket buffer to {size}: {}",
-            io::Error::last_os_error()
-        );
-    }
 }
 
 async fn quic_accept_loop(

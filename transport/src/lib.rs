@@ -48,6 +48,7 @@ mod connection;
 mod endpoint;
 mod error;
 mod pool;
+mod socket;
 mod stream;
 mod tcp;
 
