@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use plasma_stream_protocol::legacy::{REQUEST_COPY, REQUEST_SYNC, REQUEST_TAKE};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -25,8 +26,6 @@ use crate::tcp::TcpAccepted;
 
 /// First byte of a TLS record carrying a handshake (a ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;
-/// First bytes of the legacy plaintext format: SYNC, COPY, TAKE (legacy-wire.md).
-const LEGACY_FIRST_BYTES: [u8; 3] = [0x01, 0x02, 0x03];
 
 /// A server's running listeners.
 pub(super) struct Listeners {
@@ -253,7 +252,8 @@ async fn classify_tcp(
                 }
             }
         }
-        (byte, _) if LEGACY_FIRST_BYTES.contains(&byte) && config.legacy_tcp => {
+        // The legacy plaintext format's requests: SYNC, COPY, TAKE (docs/protocol.md §5).
+        (byte @ (REQUEST_SYNC | REQUEST_COPY | REQUEST_TAKE), _) if config.legacy_tcp => {
             debug!(first_byte = byte, "legacy plaintext connection");
             Some(Incoming::Legacy(LegacyStream {
                 stream,

@@ -35,8 +35,9 @@ use crate::pool::ConnectionPool;
 pub use crate::socket::all_interfaces;
 use crate::socket::{bind_server, client_udp_socket};
 
-/// The ALPN protocol name on QUIC and on the TLS-over-TCP fallback (WIRE.md).
-pub const ALPN: &[u8] = b"plasma-stream/1";
+/// The ALPN protocol name on QUIC and on the TLS-over-TCP fallback: the protocol crate's, which
+/// names the wire format's version (docs/protocol.md §4 and §7).
+pub use plasma_stream_protocol::wire::ALPN;
 
 /// Close code sent to QUIC peers when the endpoint shuts down.
 const CLOSE_SHUTDOWN: u32 = 0;
