@@ -1,5 +1,6 @@
-//! Dialing a peer: QUIC first, TLS over TCP where QUIC does not connect, and the per-peer
-//! memory of that fallback; the pooled connection per peer.
+//! Dialing: the dial-only constructor ([`Endpoint::client`]); connecting to a peer, QUIC first
+//! and TLS over TCP where QUIC does not connect, with the per-peer memory of that fallback; the
+//! pooled connection per peer.
 //!
 //! The fallback decision is made here and only here; the TLS-over-TCP sockets themselves are
 //! [`crate::tcp`]'s, the QUIC and TCP sides behind one API are [`crate::connection`]'s, and the
@@ -7,15 +8,17 @@
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
+use plasma_stream_certs::{Identity, Trust};
 use tracing::{debug, warn};
 
 use super::Endpoint;
-use crate::config::TransportMode;
+use crate::config::{TransportConfig, TransportMode};
 use crate::connection::Connection;
 use crate::error::{quic_error_message, Result, TransportError};
-use crate::socket::canonical;
+use crate::socket::{all_interfaces, canonical, client_udp_socket};
 use crate::tcp::{TcpDialer, SERVER_NAME};
 
 /// After QUIC to a peer timed out, how long `connect` dials that peer over TCP directly
@@ -23,6 +26,37 @@ use crate::tcp::{TcpDialer, SERVER_NAME};
 const FALLBACK_MEMORY: Duration = Duration::from_secs(300);
 
 impl Endpoint {
+    /// A dial-only endpoint (clients, the CLI). Its UDP socket is bound to an ephemeral port on
+    /// `[::]` (dual-stack), or `0.0.0.0` without IPv6; none in `Tcp` mode.
+    pub async fn client(
+        identity: &Identity,
+        trust: &Trust,
+        config: TransportConfig,
+    ) -> Result<Endpoint> {
+        let quic = if config.mode == TransportMode::Tcp {
+            None
+        } else {
+            let udp = client_udp_socket(config.udp_socket_buffer)?;
+            let local = udp.local_addr().map_err(|source| TransportError::Bind {
+                addr: all_interfaces(0),
+                source,
+            })?;
+            Some(
+                quinn::Endpoint::new(
+                    config.quinn_endpoint(),
+                    None,
+                    udp,
+                    Arc::new(quinn::TokioRuntime),
+                )
+                .map_err(|source| TransportError::Bind {
+                    addr: local,
+                    source,
+                })?,
+            )
+        };
+        Self::build(identity, trust, config, quic, None, None, Vec::new())
+    }
+
     /// Connects to a peer server: QUIC first; in Auto mode, if QUIC does not connect within
     /// `quic_connect_timeout`, TLS over TCP to the same address (logged once per peer), and
     /// for the next 5 minutes that peer is dialed over TCP directly. A peer that answers but

@@ -1,5 +1,6 @@
-//! Listening: the QUIC and TCP accept loops of a server endpoint, and the first-byte
-//! classification of an inbound TCP connection (TLS, legacy plaintext, or closed).
+//! Listening: the server constructor ([`Endpoint::server`]), the QUIC and TCP accept loops,
+//! and the first-byte classification of an inbound TCP connection (TLS, legacy plaintext, or
+//! closed).
 //!
 //! Every accepted connection takes one of `max_connections` slots here and keeps it while it
 //! lives. Binding the sockets is [`crate::socket`]'s; what the accepted connections carry is
@@ -9,94 +10,109 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use plasma_stream_certs::{server_config, Identity, Trust};
 use plasma_stream_protocol::legacy::{REQUEST_COPY, REQUEST_SYNC, REQUEST_TAKE};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn, Instrument};
 
-use super::{Incoming, LegacyStream, CLOSE_SHUTDOWN};
+use super::{Endpoint, Incoming, LegacyStream, ALPN, CLOSE_SHUTDOWN};
 use crate::config::{TransportConfig, TransportMode};
 use crate::connection::Connection;
 use crate::error::{quic_error_message, tls_io_message, Result, TransportError};
-use crate::socket::canonical;
+use crate::socket::{bind_server, canonical};
 use crate::stream::{buffered_tcp, tune_tls};
 use crate::tcp::TcpAccepted;
 
 /// First byte of a TLS record carrying a handshake (a ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;
 
-/// A server's running listeners.
-pub(super) struct Listeners {
-    /// The QUIC endpoint on the UDP socket, if there is one.
-    pub(super) quic: Option<quinn::Endpoint>,
-    /// Where the accept loops deliver connections.
-    pub(super) incoming: mpsc::Receiver<Incoming>,
-    /// The accept loops.
-    pub(super) tasks: Vec<JoinHandle<()>>,
-}
+impl Endpoint {
+    /// Starts a server: QUIC on UDP `bind` and TLS over TCP on the same TCP port (which
+    /// listeners exist depends on `config.mode` and `config.legacy_tcp`). With port 0 a port
+    /// free for both is chosen. Binding `[::]` (see [`all_interfaces`](crate::all_interfaces))
+    /// accepts IPv4 and IPv6; if the host has no IPv6, `[::]` falls back to `0.0.0.0`.
+    ///
+    /// Must be called inside a tokio runtime.
+    pub async fn server(
+        bind: SocketAddr,
+        identity: &Identity,
+        trust: &Trust,
+        config: TransportConfig,
+    ) -> Result<Endpoint> {
+        let wants_udp = config.mode != TransportMode::Tcp;
+        let wants_tcp = config.mode != TransportMode::Quic || config.legacy_tcp;
+        let (udp, tcp, local_addr) =
+            bind_server(bind, wants_udp, wants_tcp, config.udp_socket_buffer)?;
 
-/// Starts the accept loops: QUIC on `udp`, TLS (and, with `legacy_tcp`, plaintext) on `tcp`,
-/// sharing `config.max_connections` slots.
-pub(super) fn start(
-    udp: Option<std::net::UdpSocket>,
-    tcp: Option<TcpListener>,
-    local_addr: SocketAddr,
-    tls_server: Arc<rustls::ServerConfig>,
-    config: &TransportConfig,
-) -> Result<Listeners> {
-    let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let (sender, receiver) = mpsc::channel(64);
-    let mut tasks = Vec::new();
+        let mut tls_server = server_config(identity, trust)?;
+        tls_server.alpn_protocols = vec![ALPN.to_vec()];
+        let tls_server = Arc::new(tls_server);
 
-    let quic = match udp {
-        Some(udp) => {
-            let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls_server.clone())
-                .map_err(|err| TransportError::QuicTls(err.to_string()))?;
-            let quic_tls = Arc::new(quic_tls);
-            let mut remote = quinn::ServerConfig::with_crypto(quic_tls.clone());
-            remote.transport_config(config.quinn_transport(false));
-            let mut loopback = quinn::ServerConfig::with_crypto(quic_tls);
-            loopback.transport_config(config.quinn_transport(true));
-            let endpoint = quinn::Endpoint::new(
-                config.quinn_endpoint(),
-                Some(remote.clone()),
-                udp,
-                Arc::new(quinn::TokioRuntime),
-            )
-            .map_err(|source| TransportError::Bind {
-                addr: local_addr,
-                source,
-            })?;
-            tasks.push(tokio::spawn(
-                quic_accept_loop(
-                    endpoint.clone(),
-                    Arc::new(remote),
-                    Arc::new(loopback),
-                    limit.clone(),
-                    sender.clone(),
-                    config.handshake_timeout,
+        let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+        let (sender, receiver) = mpsc::channel(64);
+        let mut tasks = Vec::new();
+
+        let quic = match udp {
+            Some(udp) => {
+                let quic_tls =
+                    quinn::crypto::rustls::QuicServerConfig::try_from(tls_server.clone())
+                        .map_err(|err| TransportError::QuicTls(err.to_string()))?;
+                let quic_tls = Arc::new(quic_tls);
+                let mut remote = quinn::ServerConfig::with_crypto(quic_tls.clone());
+                remote.transport_config(config.quinn_transport(false));
+                let mut loopback = quinn::ServerConfig::with_crypto(quic_tls);
+                loopback.transport_config(config.quinn_transport(true));
+                let endpoint = quinn::Endpoint::new(
+                    config.quinn_endpoint(),
+                    Some(remote.clone()),
+                    udp,
+                    Arc::new(quinn::TokioRuntime),
                 )
-                .instrument(tracing::info_span!("quic_listener", addr = %local_addr)),
+                .map_err(|source| TransportError::Bind {
+                    addr: local_addr,
+                    source,
+                })?;
+                tasks.push(tokio::spawn(
+                    quic_accept_loop(
+                        endpoint.clone(),
+                        Arc::new(remote),
+                        Arc::new(loopback),
+                        limit.clone(),
+                        sender.clone(),
+                        config.handshake_timeout,
+                    )
+                    .instrument(tracing::info_span!("quic_listener", addr = %local_addr)),
+                ));
+                Some(endpoint)
+            }
+            None => None,
+        };
+        if let Some(listener) = tcp {
+            let acceptor =
+                (config.mode != TransportMode::Quic).then(|| TlsAcceptor::from(tls_server.clone()));
+            tasks.push(tokio::spawn(
+                tcp_accept_loop(listener, acceptor, limit, sender, config.clone())
+                    .instrument(tracing::info_span!("tcp_listener", addr = %local_addr)),
             ));
-            Some(endpoint)
         }
-        None => None,
-    };
-    if let Some(listener) = tcp {
-        let acceptor =
-            (config.mode != TransportMode::Quic).then(|| TlsAcceptor::from(tls_server.clone()));
-        tasks.push(tokio::spawn(
-            tcp_accept_loop(listener, acceptor, limit, sender, config.clone())
-                .instrument(tracing::info_span!("tcp_listener", addr = %local_addr)),
-        ));
+        debug!(
+            addr = %local_addr,
+            fingerprint = %identity.fingerprint(),
+            mode = ?config.mode,
+            "listening"
+        );
+        Self::build(
+            identity,
+            trust,
+            config,
+            quic,
+            Some(local_addr),
+            Some(receiver),
+            tasks,
+        )
     }
-    Ok(Listeners {
-        quic,
-        incoming: receiver,
-        tasks,
-    })
 }
 
 async fn quic_accept_loop(

@@ -1,10 +1,13 @@
 //! The endpoint: QUIC on UDP port P and TLS over TCP on TCP port P, accepting and dialing.
 //!
-//! This file holds the [`Endpoint`] type, its shared state, the constructors
-//! ([`Endpoint::server`], [`Endpoint::client`]), the accessors, and shutdown; and what a server
-//! hands out ([`Incoming`], [`LegacyStream`]). The rest of the endpoint is in its submodules:
-//! - [`dial`]: connecting to a peer (QUIC first, the TCP fallback and its memory, the pool);
-//! - [`listen`]: the accept loops and the first-byte classification of inbound TCP.
+//! This file holds the [`Endpoint`] type, its shared state, what both constructors share
+//! (`build`), the accessors, and shutdown; and what a server hands out ([`Incoming`],
+//! [`LegacyStream`]). The rest of the endpoint is in its submodules, which use this file and
+//! are not used by it:
+//! - [`dial`]: [`Endpoint::client`]; connecting to a peer (QUIC first, the TCP fallback and its
+//!   memory), the pooled connection;
+//! - [`listen`]: [`Endpoint::server`]; the accept loops and the first-byte classification of
+//!   inbound TCP.
 //!
 //! Not here: binding sockets ([`crate::socket`]), the TLS-over-TCP sockets themselves
 //! ([`crate::tcp`]), the connection API ([`crate::connection`]), and the bytes exchanged
@@ -20,20 +23,18 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use plasma_stream_certs::{client_config, server_config, Fingerprint, Identity, Trust};
+use plasma_stream_certs::{client_config, Fingerprint, Identity, Trust};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
-use tracing::debug;
 
-use crate::config::{TransportConfig, TransportMode};
+use crate::config::TransportConfig;
 use crate::connection::Connection;
 use crate::error::{Result, TransportError};
 use crate::pool::ConnectionPool;
 pub use crate::socket::all_interfaces;
-use crate::socket::{bind_server, client_udp_socket};
 
 /// The ALPN protocol name on QUIC and on the TLS-over-TCP fallback: the protocol crate's, which
 /// names the wire format's version (docs/protocol.md §4 and §7).
@@ -144,74 +145,6 @@ impl Drop for Inner {
 }
 
 impl Endpoint {
-    /// Starts a server: QUIC on UDP `bind` and TLS over TCP on the same TCP port (which
-    /// listeners exist depends on `config.mode` and `config.legacy_tcp`). With port 0 a port
-    /// free for both is chosen. Binding `[::]` (see [`all_interfaces`]) accepts IPv4 and IPv6;
-    /// if the host has no IPv6, `[::]` falls back to `0.0.0.0`.
-    ///
-    /// Must be called inside a tokio runtime.
-    pub async fn server(
-        bind: SocketAddr,
-        identity: &Identity,
-        trust: &Trust,
-        config: TransportConfig,
-    ) -> Result<Endpoint> {
-        let wants_udp = config.mode != TransportMode::Tcp;
-        let wants_tcp = config.mode != TransportMode::Quic || config.legacy_tcp;
-        let (udp, tcp, local_addr) =
-            bind_server(bind, wants_udp, wants_tcp, config.udp_socket_buffer)?;
-
-        let mut tls_server = server_config(identity, trust)?;
-        tls_server.alpn_protocols = vec![ALPN.to_vec()];
-        let listeners = listen::start(udp, tcp, local_addr, Arc::new(tls_server), &config)?;
-        debug!(
-            addr = %local_addr,
-            fingerprint = %identity.fingerprint(),
-            mode = ?config.mode,
-            "listening"
-        );
-        Self::build(
-            identity,
-            trust,
-            config,
-            listeners.quic,
-            Some(local_addr),
-            Some(listeners.incoming),
-            listeners.tasks,
-        )
-    }
-
-    /// A dial-only endpoint (clients, the CLI). Its UDP socket is bound to an ephemeral port on
-    /// `[::]` (dual-stack), or `0.0.0.0` without IPv6; none in `Tcp` mode.
-    pub async fn client(
-        identity: &Identity,
-        trust: &Trust,
-        config: TransportConfig,
-    ) -> Result<Endpoint> {
-        let quic = if config.mode == TransportMode::Tcp {
-            None
-        } else {
-            let udp = client_udp_socket(config.udp_socket_buffer)?;
-            let local = udp.local_addr().map_err(|source| TransportError::Bind {
-                addr: all_interfaces(0),
-                source,
-            })?;
-            Some(
-                quinn::Endpoint::new(
-                    config.quinn_endpoint(),
-                    None,
-                    udp,
-                    Arc::new(quinn::TokioRuntime),
-                )
-                .map_err(|source| TransportError::Bind {
-                    addr: local,
-                    source,
-                })?,
-            )
-        };
-        Self::build(identity, trust, config, quic, None, None, Vec::new())
-    }
-
     fn build(
         identity: &Identity,
         trust: &Trust,
