@@ -1,5 +1,7 @@
 //! Transport tuning, one documented field at a time (in the spirit of quinn's
-//! `TransportConfig`): what each knob does, and why its default is what it is.
+//! `TransportConfig`): what each knob does, and why its default is what it is. The same
+//! defaults in one table: docs/transport.md, "Tuning"; the measurements behind them:
+//! docs/benchmarks.md. Not here: sockets, dialing, listening (the endpoint's).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,8 +40,9 @@ impl std::str::FromStr for TransportMode {
 
 /// The QUIC congestion controller.
 ///
-/// Loss-based controllers (Cubic, NewReno) collapse at 0.1–1 % random loss on a long link;
-/// BBR keeps 40–60 % of it (PERF-NOTES). On a clean LAN or loopback they are all equivalent.
+/// Loss-based controllers (Cubic, NewReno) collapse under random loss on a long link, where
+/// BBR keeps much of the link's rate (measured in docs/benchmarks.md, scenario S4). On a clean
+/// LAN or loopback they are all equivalent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CongestionControl {
     /// quinn's default and the kernel's; the safe choice on shared links.
@@ -117,11 +120,11 @@ pub struct TransportConfig {
     pub congestion: CongestionControl,
 
     /// Requested `SO_RCVBUF` / `SO_SNDBUF` of the UDP socket. The kernel default (~212 KB)
-    /// overflows at a few hundred MB/s: the receiver loses packets and Cubic halves its window
-    /// (PERF-NOTES: 0.14–0.2 GB/s, 1–2 % loss). Default 32 MiB, the connection receive window:
-    /// a peer may not send more than that ahead, so one connection cannot overflow it (measured
-    /// on loopback: 8 MiB still lost ~0.7 % of packets, 32 MiB none). The kernel caps the
-    /// request at `net.core.rmem_max` / `wmem_max` (4 MiB here) unless the process has
+    /// overflows at the rates QUIC reaches: the receiver loses packets and Cubic halves its
+    /// window. Default 32 MiB, the connection receive window: a peer may not send more than
+    /// that ahead, so one connection cannot overflow it (smaller buffers still lost packets on
+    /// loopback; figures in docs/benchmarks.md and docs/transport.md, "Measured"). The kernel
+    /// caps the request at `net.core.rmem_max` / `wmem_max` unless the process has
     /// CAP_NET_ADMIN, in which case `SO_RCVBUFFORCE` is used; the effective size is logged at
     /// debug level. Memory is kernel memory, used only while the receiver lags.
     pub udp_socket_buffer: usize,
@@ -145,12 +148,11 @@ pub struct TransportConfig {
 
     /// Starting UDP payload size for connections to a loopback address, where the path MTU is
     /// 64 KiB: bigger datagrams mean fewer packets, and per-packet cost (syscalls, AES-GCM
-    /// per packet, ACKs) is what limits QUIC. Measured on loopback, one 1 GiB stream: 1452 →
-    /// 0.6–1.0 GB/s, 4096 → 1.2–1.9 GB/s. Capped at 6,500 because quinn sends up to 10
+    /// per packet, ACKs) is what limits QUIC. Capped at 6,500 because quinn sends up to 10
     /// datagrams per GSO call and the kernel refuses GSO batches over 64 KiB (8,192 made quinn
     /// detect a "black hole" and fall back to 1,200). Other paths start at 1,200 and probe up
-    /// to 1,452. Default 6,500: a 1 GiB object between two servers moved 5-10 % faster than
-    /// with 4,096 (2.25/2.36 vs 2.14/2.14 GB/s, alternating runs); 0 disables it.
+    /// to 1,452. Default 6,500, which moved an object between two servers faster than 4,096
+    /// did (docs/benchmarks.md, "Tuning, 2026-11-26"); 0 disables it.
     pub loopback_mtu: u16,
 
     /// Ask the peer to acknowledge only every `ack_eliciting_threshold + 1` packets (QUIC ACK
@@ -229,6 +231,13 @@ impl TransportConfig {
             }
         };
         Arc::new(transport)
+    }
+    /// The quinn endpoint configuration these settings describe.
+    pub(crate) fn quinn_endpoint(&self) -> quinn::EndpointConfig {
+        let mut endpoint = quinn::EndpointConfig::default();
+        // Advertise that we can receive datagrams as large as the loopback MTU we may use.
+        let _ = endpoint.max_udp_payload_size(self.loopback_mtu.clamp(1472, MAX_LOOPBACK_MTU));
+        endpoint
     }
 }
 

@@ -11,22 +11,20 @@
 //!   whose `accept_bi` yields that socket's halves once, then `None`. The handler loops over
 //!   exchanges on it until end-of-stream — which also works over QUIC, where each stream
 //!   carries one exchange and then ends.
+//!
+//! The TCP sides themselves (dialing, the idle sockets, the accepted socket) are in
+//! [`crate::tcp`]; this module only puts them and QUIC behind one API. It neither dials nor
+//! listens: that is the endpoint's.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use futures_util::FutureExt;
 use plasma_stream_certs::Fingerprint;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
-use tokio_rustls::TlsConnector;
 
-use crate::error::{Result, TransportError};
-use crate::stream::{tcp_pair, tcp_unsplit, RecvStream, SendStream, TlsSocket};
+use crate::error::{quic_error_message, Result, TransportError};
+use crate::socket::canonical;
+use crate::stream::{tcp_unsplit, RecvStream, SendStream};
+use crate::tcp::{TcpAccepted, TcpDialer};
 
 /// Which transport a connection runs over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -100,7 +98,7 @@ impl Connection {
             Inner::TcpClient(dialer) => dialer.peer,
             Inner::TcpServer(accepted) => accepted.peer,
         };
-        crate::endpoint::canonical(addr)
+        canonical(addr)
     }
 
     /// QUIC or TCP.
@@ -135,7 +133,7 @@ impl Connection {
                         .await
                         .map_err(|err| TransportError::ConnectionLost {
                             peer: self.remote_addr(),
-                            message: crate::endpoint::quic_error_message(&err),
+                            message: quic_error_message(&err),
                         })?;
                 Ok((SendStream::Quic(send), RecvStream::Quic(recv)))
             }
@@ -158,7 +156,7 @@ impl Connection {
                 ) => Ok(None),
                 Err(err) => Err(TransportError::ConnectionLost {
                     peer: self.remote_addr(),
-                    message: crate::endpoint::quic_error_message(&err),
+                    message: quic_error_message(&err),
                 }),
             },
             Inner::TcpServer(accepted) => Ok(accepted.take()),
@@ -204,8 +202,8 @@ impl Connection {
     pub fn is_open(&self) -> bool {
         match &self.inner {
             Inner::Quic { connection, .. } => connection.close_reason().is_none(),
-            Inner::TcpClient(dialer) => !dialer.closed.load(Ordering::Acquire),
-            Inner::TcpServer(accepted) => accepted.socket.lock().is_ok_and(|s| s.is_some()),
+            Inner::TcpClient(dialer) => !dialer.is_closed(),
+            Inner::TcpServer(accepted) => accepted.is_open(),
         }
     }
 
@@ -223,196 +221,5 @@ impl Connection {
             Inner::Quic { connection, .. } => Some(connection),
             _ => None,
         }
-    }
-}
-
-/// Client side of a TCP "connection": dials TLS sockets to one peer and keeps idle ones.
-pub(crate) struct TcpDialer {
-    pub(crate) peer: SocketAddr,
-    pub(crate) peer_fingerprint: Option<Fingerprint>,
-    connector: TlsConnector,
-    handshake_timeout: Duration,
-    idle_timeout: Duration,
-    busy: Arc<Semaphore>,
-    max_idle: usize,
-    idle: Mutex<Vec<(TlsSocket, Instant)>>,
-    closed: AtomicBool,
-}
-
-impl std::fmt::Debug for TcpDialer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcpDialer")
-            .field("peer", &self.peer)
-            .finish()
-    }
-}
-
-impl TcpDialer {
-    /// Dials the first socket (proving the peer reachable and trusted) and keeps it idle.
-    pub(crate) async fn connect(
-        peer: SocketAddr,
-        connector: TlsConnector,
-        handshake_timeout: Duration,
-        idle_timeout: Duration,
-        sockets: usize,
-    ) -> Result<Arc<Self>> {
-        let socket = dial(peer, &connector, handshake_timeout).await?;
-        let peer_fingerprint = leaf_fingerprint(&socket);
-        let dialer = Arc::new(TcpDialer {
-            peer,
-            peer_fingerprint,
-            connector,
-            handshake_timeout,
-            idle_timeout,
-            busy: Arc::new(Semaphore::new(sockets.max(1))),
-            max_idle: sockets.max(1),
-            idle: Mutex::new(Vec::new()),
-            closed: AtomicBool::new(false),
-        });
-        dialer.put_idle(socket);
-        Ok(dialer)
-    }
-
-    async fn open_bi(&self) -> Result<(SendStream, RecvStream)> {
-        let permit = self
-            .busy
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| TransportError::Closed)?;
-        if self.closed.load(Ordering::Acquire) {
-            return Err(TransportError::Closed);
-        }
-        let socket = match self.take_idle() {
-            Some(socket) => socket,
-            None => dial(self.peer, &self.connector, self.handshake_timeout).await?,
-        };
-        Ok(self.pair(socket, permit))
-    }
-
-    fn pair(&self, socket: TlsSocket, permit: OwnedSemaphorePermit) -> (SendStream, RecvStream) {
-        tcp_pair(socket, Some(permit), self.idle_timeout)
-    }
-
-    /// Takes the most recently used idle socket that is still usable: not idle for more than
-    /// half the idle timeout (the server drops sockets idle for the whole of it) and not
-    /// closed by the peer meanwhile.
-    fn take_idle(&self) -> Option<TlsSocket> {
-        let Ok(mut idle) = self.idle.lock() else {
-            return None;
-        };
-        while let Some((mut socket, since)) = idle.pop() {
-            if since.elapsed() < self.idle_timeout / 2 && still_open(&mut socket) {
-                return Some(socket);
-            }
-        }
-        None
-    }
-
-    fn put_idle(&self, socket: TlsSocket) {
-        if self.closed.load(Ordering::Acquire) {
-            return;
-        }
-        if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < self.max_idle {
-                idle.push((socket, Instant::now()));
-            }
-        }
-    }
-
-    fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.clear();
-        }
-        self.busy.close();
-    }
-}
-
-/// True if an idle socket has neither been closed by the peer nor received stray data.
-fn still_open(socket: &mut TlsSocket) -> bool {
-    let mut probe = [0u8; 1];
-    // A read that is not immediately ready means "nothing to say": the socket is alive.
-    socket.read(&mut probe).now_or_never().is_none()
-}
-
-async fn dial(peer: SocketAddr, connector: &TlsConnector, timeout: Duration) -> Result<TlsSocket> {
-    let attempt = async {
-        let tcp = TcpStream::connect(peer)
-            .await
-            .map_err(|err| TransportError::Connect {
-                peer,
-                reason: err.to_string(),
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let server_name = rustls::pki_types::ServerName::try_from(crate::endpoint::SERVER_NAME)
-            .map_err(|_| TransportError::Unsupported("invalid server name"))?;
-        connector
-            .connect(server_name, crate::stream::buffered_tcp(tcp))
-            .await
-            .map_err(|err| TransportError::Handshake {
-                peer,
-                message: crate::endpoint::tls_io_message(&err),
-            })
-    };
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(result) => {
-            let mut socket = tokio_rustls::TlsStream::Client(result?);
-            crate::stream::tune_tls(&mut socket);
-            Ok(socket)
-        }
-        Err(_) => Err(TransportError::Timeout {
-            peer,
-            what: "TLS-over-TCP handshake",
-            after: timeout,
-        }),
-    }
-}
-
-/// Fingerprint of the peer's leaf certificate on an established TLS socket.
-pub(crate) fn leaf_fingerprint(socket: &TlsSocket) -> Option<Fingerprint> {
-    let certificates = match socket {
-        tokio_rustls::TlsStream::Client(stream) => stream.get_ref().1.peer_certificates(),
-        tokio_rustls::TlsStream::Server(stream) => stream.get_ref().1.peer_certificates(),
-    };
-    certificates
-        .and_then(|chain| chain.first())
-        .map(|leaf| Fingerprint::of_der(leaf))
-}
-
-/// Server side of a TCP "connection": one accepted TLS socket, handed out once.
-pub(crate) struct TcpAccepted {
-    pub(crate) peer: SocketAddr,
-    pub(crate) peer_fingerprint: Option<Fingerprint>,
-    idle_timeout: Duration,
-    socket: Mutex<Option<(TlsSocket, OwnedSemaphorePermit)>>,
-}
-
-impl std::fmt::Debug for TcpAccepted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcpAccepted")
-            .field("peer", &self.peer)
-            .finish()
-    }
-}
-
-impl TcpAccepted {
-    pub(crate) fn new(
-        peer: SocketAddr,
-        socket: TlsSocket,
-        permit: OwnedSemaphorePermit,
-        idle_timeout: Duration,
-    ) -> Arc<Self> {
-        Arc::new(TcpAccepted {
-            peer,
-            peer_fingerprint: leaf_fingerprint(&socket),
-            idle_timeout,
-            socket: Mutex::new(Some((socket, permit))),
-        })
-    }
-
-    fn take(&self) -> Option<(SendStream, RecvStream)> {
-        let (socket, permit) = self.socket.lock().ok()?.take()?;
-        Some(tcp_pair(socket, Some(permit), self.idle_timeout))
     }
 }

@@ -1,4 +1,8 @@
-//! The crate's error type.
+//! The crate's error type, and the text of the errors it wraps.
+//!
+//! [`TransportError`] is what every fallible call of the crate returns. The helpers below turn
+//! quinn's and rustls's errors into one readable sentence (naming a refused certificate as
+//! such); they only format, they make no decisions about retrying or falling back.
 
 use std::io;
 use std::net::SocketAddr;
@@ -97,7 +101,7 @@ const CERTIFICATE_ALERTS: [u8; 7] = [42, 43, 44, 45, 46, 48, 116];
 const QUIC_CRYPTO_ERROR_BASE: u64 = 0x100;
 
 /// One sentence for a QUIC connection error, naming a certificate refusal as such.
-pub(crate) fn describe_connection_error(err: &quinn::ConnectionError) -> String {
+pub(crate) fn quic_error_message(err: &quinn::ConnectionError) -> String {
     match err {
         // Our own TLS stack failed: its text (made readable) says why, e.g. which fingerprint
         // to trust.
@@ -137,10 +141,15 @@ pub(crate) fn describe_connection_error(err: &quinn::ConnectionError) -> String 
     }
 }
 
+/// Text of a TLS failure on a TCP socket, with rustls's wrapping removed.
+pub(crate) fn tls_io_message(err: &io::Error) -> String {
+    plasma_stream_certs::tidy_tls_error(&err.to_string())
+}
+
 fn describe_read(err: &quinn::ReadError) -> String {
     match err {
         quinn::ReadError::ConnectionLost(lost) => {
-            format!("connection lost: {}", describe_connection_error(lost))
+            format!("connection lost: {}", quic_error_message(lost))
         }
         other => other.to_string(),
     }
@@ -149,7 +158,7 @@ fn describe_read(err: &quinn::ReadError) -> String {
 fn describe_write(err: &quinn::WriteError) -> String {
     match err {
         quinn::WriteError::ConnectionLost(lost) => {
-            format!("connection lost: {}", describe_connection_error(lost))
+            format!("connection lost: {}", quic_error_message(lost))
         }
         other => other.to_string(),
     }

@@ -49,7 +49,9 @@ mod endpoint;
 mod error;
 mod pool;
 mod reader;
+mod socket;
 mod stream;
+mod tcp;
 
 pub use config::{CongestionControl, TransportConfig, TransportMode};
 pub use connection::{Connection, ConnectionKind};

@@ -1,4 +1,7 @@
 //! One cached connection per peer.
+//!
+//! The pool only caches: it does not dial (the caller passes the dial, e.g. the endpoint's
+//! `connect`) and does not decide between QUIC and TCP.
 
 use std::collections::HashMap;
 use std::future::Future;
