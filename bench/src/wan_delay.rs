@@ -470,6 +470,13 @@ impl QueueSocket {
         let mut buf = vec![0u8; 8192];
         loop {
             let n = self.recv(&mut buf, true).map_err(err)?.unwrap_or(0);
+            if n == 0 {
+                // A blocking netlink read returns at least one message; nothing means the
+                // socket is unusable, and waiting again would never end.
+                return Err(DelayError::Malformed(
+                    "empty answer to a configuration request",
+                ));
+            }
             for m in decode::messages(&buf[..n])? {
                 if let decode::Message::Ack(errno) = m {
                     return match errno {
