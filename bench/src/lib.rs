@@ -14,6 +14,7 @@
 //! - [`peers`]: the copy peers (TCP, rustls) and Arrow Flight;
 //! - [`objects`]: the objects' contents, filling the source store, verifying the destination;
 //! - [`netns`]: namespaces `ta`/`tb`, rate, delay and loss;
+//! - [`wan_delay`]: the delayer behind an NFQUEUE rule (`tc netem delay` in user space);
 //! - [`procs`]: starting this binary's peer processes, possibly inside a namespace;
 //! - [`servers`]: two `plasma-stream-server`s with embedded stores, filled, synced, verified;
 //! - [`scenarios`]: what each scenario moves and with which systems, and the runner.
@@ -29,6 +30,7 @@ pub mod report;
 pub mod scenarios;
 pub mod servers;
 pub mod shm;
+pub mod wan_delay;
 
 use std::path::PathBuf;
 
@@ -47,6 +49,8 @@ pub enum BenchError {
     Peer(String),
     #[error("server: {0}")]
     Server(String),
+    #[error("WAN delayer: {0}")]
+    Delay(#[from] wan_delay::DelayError),
 }
 
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -82,23 +86,11 @@ pub fn workspace_root() -> PathBuf {
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
-/// `../shared` beside the checkout (read-only tools every developer and CI have).
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("PLASMA_STREAM_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared"))
-}
-
 /// Python with pyarrow 11: `$PLASMA_STREAM_PYTHON`, else `<workspace>/.venv/bin/python`.
 pub fn python() -> PathBuf {
     std::env::var_os("PLASMA_STREAM_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join(".venv/bin/python"))
-}
-
-/// Where built helper tools (nfq_delay) go: `target/bench-tools/` (ignored by git).
-pub fn tools_dir() -> PathBuf {
-    workspace_root().join("target/bench-tools")
 }
 
 /// A binary of this workspace built next to the running executable (`target/<profile>/NAME`;

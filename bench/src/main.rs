@@ -17,7 +17,8 @@ use plasma_stream_bench::netns::{self, NetnsPair};
 use plasma_stream_bench::peers::copy::{self, CopySpec};
 use plasma_stream_bench::report::{render_markdown, render_text, ScenarioResult};
 use plasma_stream_bench::scenarios::{self, Options, Placement};
-use plasma_stream_bench::{tools_dir, utc_now, workspace_root, BenchError};
+use plasma_stream_bench::wan_delay::{self, DelaySpec};
+use plasma_stream_bench::{utc_now, workspace_root, BenchError};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -71,6 +72,23 @@ enum Command {
     },
     /// Create (`up`) or remove (`down`) the namespaces ta/tb by hand.
     Netns { action: String },
+    /// Plumbing: the WAN delayer, holding the packets of an iptables NFQUEUE rule (run by the
+    /// harness inside the receiving namespace; needs root).
+    #[command(hide = true)]
+    WanDelay {
+        /// The NFQUEUE number the rule sends packets to.
+        #[arg(long, default_value_t = 0)]
+        queue: u16,
+        /// How long each packet is held, in milliseconds.
+        #[arg(long)]
+        delay_ms: f64,
+        /// Fraction of packets dropped on arrival (0.01 = 1 %).
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        /// Keep GSO packets whole (less work; a loss then drops a whole burst).
+        #[arg(long)]
+        gso: bool,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -154,9 +172,27 @@ fn run(cli: Cli) -> Result<(), BenchError> {
             println!("{}", r.to_line());
             Ok(())
         }
+        Some(Command::WanDelay {
+            queue,
+            delay_ms,
+            loss,
+            gso,
+        }) => {
+            let spec = DelaySpec::new(queue, delay_ms, loss, gso)?;
+            let c = wan_delay::run(&spec, || {
+                // The harness adds the NFQUEUE rule only after this line.
+                println!("ready");
+                let _ = std::io::stdout().flush();
+            })?;
+            eprintln!(
+                "wan-delay: packets={} dropped={} passed-when-full={} socket-overruns={}",
+                c.packets, c.dropped, c.passed_full, c.overruns
+            );
+            Ok(())
+        }
         Some(Command::Netns { action }) => match action.as_str() {
             "up" => {
-                let pair = NetnsPair::up(&tools_dir())?;
+                let pair = NetnsPair::up()?;
                 println!("RTT ta → tb: {:.2} ms", pair.ping_ms()?);
                 std::mem::forget(pair); // keep them up until `netns down`
                 Ok(())
@@ -225,7 +261,7 @@ fn run_benchmarks(cli: &Cli) -> Result<(), BenchError> {
         .iter()
         .any(|s| s.placement == Placement::Namespaces);
     let mut pair = if needs_netns {
-        match NetnsPair::up(&tools_dir()) {
+        match NetnsPair::up() {
             Ok(p) => Some(p),
             Err(e) => {
                 eprintln!("plasma-stream-bench: namespace scenarios will fail: {e}");

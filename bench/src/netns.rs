@@ -1,7 +1,7 @@
 //! Two test hosts in network namespaces joined by a veth pair, and WAN emulation between them
 //! on a kernel without `sch_netem`.
 //!
-//! Layout (as `../shared/tools/wan/netns_setup.sh`): namespace `ta` holds `vA` 10.77.0.1/24,
+//! Layout: namespace `ta` holds `vA` 10.77.0.1/24,
 //! namespace `tb` holds `vB` 10.77.0.2/24, MTU 1500. Benchmarks put the *source* (holder) in
 //! `ta` and the *destination* (puller) in `tb`, so data flows ta → tb. Only loopback and these
 //! two addresses are ever targets.
@@ -9,16 +9,16 @@
 //! WAN on the ta → tb direction:
 //! - rate: `tbf` on `vA` (ta's egress);
 //! - delay: an NFQUEUE rule in tb's raw PREROUTING for packets from `vB`, held for a fixed
-//!   time by `nfq_delay` (from `../shared/tools/wan/nfq_delay.c`, built into
-//!   `target/bench-tools/`); one-way delay D gives an RTT of D, as ACKs are not delayed;
+//!   time by this harness's own `wan-delay` subcommand ([`crate::wan_delay`]), started
+//!   inside tb; one-way delay D gives an RTT of D, as ACKs are not delayed;
 //! - loss: `iptables -m statistic --mode random` DROP in tb's INPUT chain (the receiving side,
 //!   so the sender sees real loss, not an error).
 //!
 //! Everything is torn down when the guard drops: deleting a namespace removes its veth end,
 //! qdisc and iptables rules; the delayer is stopped first.
 
+use std::io::BufReader;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -137,14 +137,13 @@ impl Wan {
 /// The two namespaces, up; torn down on drop.
 pub struct NetnsPair {
     delayer: Option<Child>,
-    tools_dir: PathBuf,
 }
 
 impl NetnsPair {
     /// Creates `ta` and `tb` joined by veth (MTU 1500) with larger TCP buffers inside.
     /// Refuses when either namespace already exists (someone may be using it; a stale pair
     /// from a killed run is removed with `plasma-stream-bench netns down`).
-    pub fn up(tools_dir: &Path) -> Result<Self, BenchError> {
+    pub fn up() -> Result<Self, BenchError> {
         let have = existing()?;
         if have.iter().any(|n| n == NS_SRC || n == NS_DST) {
             return Err(BenchError::Setup(format!(
@@ -152,10 +151,7 @@ impl NetnsPair {
                  this harness, remove it with `plasma-stream-bench netns down`"
             )));
         }
-        let pair = Self {
-            delayer: None,
-            tools_dir: tools_dir.to_path_buf(),
-        };
+        let pair = Self { delayer: None };
         run("ip", &["netns", "add", NS_SRC])?;
         run("ip", &["netns", "add", NS_DST])?;
         run(
@@ -193,19 +189,26 @@ impl NetnsPair {
             run_in(NS_SRC, "tc", &args)?;
         }
         if wan.delay_ms > 0.0 {
-            let delayer = build_nfq_delay(&self.tools_dir)?;
-            let delayer = delayer.to_string_lossy().into_owned();
-            let child = Command::new("ip")
-                .args(["netns", "exec", NS_DST, &delayer, "0"])
+            let exe = crate::procs::this_exe()?;
+            let mut child = Command::new("ip")
+                .args(["netns", "exec", NS_DST])
+                .arg(exe)
+                .args(["wan-delay", "--queue", "0", "--delay-ms"])
                 .arg(format!("{}", wan.delay_ms))
-                .arg("0")
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
                 .spawn()
-                .map_err(|e| BenchError::Setup(format!("starting nfq_delay: {e}")))?;
+                .map_err(|e| BenchError::Setup(format!("starting the WAN delayer: {e}")))?;
+            let stdout = child.stdout.take();
             self.delayer = Some(child);
-            std::thread::sleep(Duration::from_millis(200));
+            // Until the queue is bound, an NFQUEUE rule would drop every packet it matches:
+            // add the rule only once the delayer says it is listening.
+            let mut stdout = BufReader::new(
+                stdout.ok_or_else(|| BenchError::Setup("the WAN delayer has no stdout".into()))?,
+            );
+            crate::peers::copy::read_line_with_prefix(&mut stdout, "ready")
+                .map_err(|e| BenchError::Setup(format!("WAN delayer: {e}")))?;
             run_in(
                 NS_DST,
                 "iptables",
@@ -318,34 +321,6 @@ pub fn in_namespace<T: Send + 'static>(
         .map_err(|_| BenchError::Setup("namespace thread panicked".into()))?
 }
 
-/// Builds `nfq_delay` from the shared tools into `tools_dir` (once; rebuilt if the source is
-/// newer). Needs gcc and libnetfilter-queue-dev.
-pub fn build_nfq_delay(tools_dir: &Path) -> Result<PathBuf, BenchError> {
-    let source = crate::shared_dir().join("tools/wan/nfq_delay.c");
-    let binary = tools_dir.join("nfq_delay");
-    let fresh = match (binary.metadata(), source.metadata()) {
-        (Ok(b), Ok(s)) => match (b.modified(), s.modified()) {
-            (Ok(b), Ok(s)) => b >= s,
-            _ => false,
-        },
-        _ => false,
-    };
-    if !fresh {
-        std::fs::create_dir_all(tools_dir)?;
-        let (src, bin) = (source.to_string_lossy(), binary.to_string_lossy());
-        run(
-            "gcc",
-            &["-O2", "-o", &bin, &src, "-lnetfilter_queue", "-lnfnetlink"],
-        )
-        .map_err(|e| {
-            BenchError::Setup(format!(
-                "{e} (install: apt-get install -y libnetfilter-queue-dev iptables)"
-            ))
-        })?;
-    }
-    Ok(binary)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,14 +366,15 @@ mod tests {
         assert_eq!(wan.label(), "50 ms RTT, 1 % loss, 1gbit link");
     }
 
-    /// Namespaces, rate and loss for real (the delayer is checked by every S4 run, which
-    /// pings through it and records the RTT): needs root, iproute2 and iptables.
+    /// Namespaces, rate, loss and delay for real, one pair for all (the namespace names are
+    /// fixed, so two tests could not run side by side): needs root, iproute2, iptables with
+    /// the kernel's NFQUEUE, and the `plasma-stream-bench` binary for the delayer (`cargo
+    /// build --bins`).
     #[test]
-    #[ignore = "needs root and network namespaces (.ci/run provides it)"]
-    fn namespaces_rate_loss_and_teardown() {
-        let tools = std::env::temp_dir().join("plasma-stream-bench-tools");
+    #[ignore = "needs root, network namespaces and iptables (.ci/run provides it)"]
+    fn namespaces_rate_loss_delay_and_teardown() {
         {
-            let mut pair = NetnsPair::up(&tools).expect("namespaces up");
+            let mut pair = NetnsPair::up().expect("namespaces up");
             let rtt = pair.ping_ms().expect("ping");
             assert!(rtt < 20.0, "veth RTT {rtt} ms");
             pair.set_wan(&Wan {
@@ -412,6 +388,23 @@ mod tests {
             let qdisc = run_in(NS_SRC, "tc", &["qdisc", "show", "dev", "vA"]).expect("tc");
             assert!(qdisc.contains("tbf"), "{qdisc}");
             pair.ping_ms().expect("ping through the emulated link");
+
+            // The delayer: the RTT through it is the delay, as ACKs are not delayed.
+            pair.set_wan(&Wan {
+                rate: None,
+                delay_ms: 30.0,
+                loss: 0.0,
+            })
+            .expect("wan with delay");
+            let delayed = pair.ping_ms().expect("ping through the delayer");
+            assert!(
+                (30.0..45.0).contains(&delayed),
+                "RTT {delayed} ms with 30 ms delay (veth alone: {rtt} ms)"
+            );
+            pair.clear_wan();
+            assert!(pair.delayer.is_none());
+            let after = pair.ping_ms().expect("ping after clearing");
+            assert!(after < 20.0, "RTT {after} ms after clearing the delay");
         }
         let left = existing().expect("list");
         assert!(!left.iter().any(|n| n == NS_SRC || n == NS_DST), "{left:?}");

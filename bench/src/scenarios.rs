@@ -458,14 +458,15 @@ fn measure_system(system: &System, sc: &Scenario) -> Result<Vec<Sample>, BenchEr
             let row_kib = (sc.workload.object_size >> 10).clamp(1, 64);
             flight::run(
                 &crate::python(),
-                &crate::shared_dir().join("bench/flight_bench.py"),
                 &FlightSpec {
                     tls: *tls,
                     total_mib,
                     batch_mib: 1,
                     row_kib,
                     runs: 1,
-                    port: crate::free_port()?,
+                    // The scenario's transfer deadline, plus the interpreter's start-up and
+                    // the untimed warm-up call.
+                    deadline: sc.deadline + Duration::from_secs(30),
                 },
                 sc.workload.object_size,
             )
