@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// A status byte, with the values and meanings of the original implementation
-/// (`legacy-wire.md`); the QUIC format reuses the same codes so reports read the same everywhere.
+/// (`docs/protocol.md`, status codes); the QUIC format reuses the same codes so reports read the same everywhere.
 ///
 /// `Begin` (0x00) is not an outcome: it announces that object bytes follow. `Success` (0x41) is
 /// the only "it worked" outcome. Everything else names what went wrong.
@@ -26,6 +26,12 @@ pub enum Status {
     PeerStoreError = 0x61,
     /// 0x62: the peer request failed internally.
     PeerRequestFailed = 0x62,
+    /// 0x63: the access policy does not permit it (this project's addition: a refused SYNC,
+    /// COPY, TAKE, or a peer that may not serve objects).
+    NotPermitted = 0x63,
+    /// 0x64: the local store has no room for the object without evicting sealed objects
+    /// (this project's addition: incoming objects never evict by default).
+    StoreFull = 0x64,
     /// 0x70: the object is scheduled for deletion by a TAKE in progress.
     BeingDeleted = 0x70,
     /// 0x71: the object was not found (not sealed within the store timeout).
@@ -42,7 +48,7 @@ pub enum Status {
 
 impl Status {
     /// Every status, in code order (handy for tests and tables).
-    pub const ALL: [Status; 14] = [
+    pub const ALL: [Status; 16] = [
         Status::Begin,
         Status::Success,
         Status::MetadataTooLarge,
@@ -51,6 +57,8 @@ impl Status {
         Status::StoreError,
         Status::PeerStoreError,
         Status::PeerRequestFailed,
+        Status::NotPermitted,
+        Status::StoreFull,
         Status::BeingDeleted,
         Status::NotFound,
         Status::AlreadyReceiving,
@@ -75,6 +83,8 @@ impl Status {
             Status::StoreError => "local Plasma store error",
             Status::PeerStoreError => "the peer's Plasma store failed",
             Status::PeerRequestFailed => "the peer request failed internally",
+            Status::NotPermitted => "not permitted by the access policy",
+            Status::StoreFull => "the local store has no room for the object without evicting",
             Status::BeingDeleted => "object is scheduled for deletion by a TAKE in progress",
             Status::NotFound => "object not found",
             Status::AlreadyReceiving => "object is already being received by another request",
@@ -132,8 +142,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_match_legacy_wire_table() {
-        let table: [(u8, Status); 14] = [
+    fn codes_match_the_documented_table() {
+        let table: [(u8, Status); 16] = [
             (0x00, Status::Begin),
             (0x41, Status::Success),
             (0x50, Status::MetadataTooLarge),
@@ -142,6 +152,8 @@ mod tests {
             (0x60, Status::StoreError),
             (0x61, Status::PeerStoreError),
             (0x62, Status::PeerRequestFailed),
+            (0x63, Status::NotPermitted),
+            (0x64, Status::StoreFull),
             (0x70, Status::BeingDeleted),
             (0x71, Status::NotFound),
             (0x80, Status::AlreadyReceiving),

@@ -93,4 +93,6 @@ pub enum StartError {
     Store(#[from] plasma_store::Error),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("access policy: {0}")]
+    Access(#[from] crate::access::AccessError),
 }

@@ -17,6 +17,7 @@ use plasma_stream_protocol::{Status, TransferKind};
 use plasma_stream_transport::{MessageReader, ReadError, RecvStream, SendStream, TransportError};
 use tracing::{debug, info, warn};
 
+use crate::access::{Right, Who};
 use crate::error::ServeError;
 use crate::node::{store_id, Node};
 use crate::send_order::{self, Ticket};
@@ -34,11 +35,11 @@ pub enum Served {
     Sent { ack: Status, deleted: bool },
 }
 
-/// Who is pulling, for the audit log of TAKE deletions.
+/// Who is pulling: what the access policy decides on, and what the audit log names.
 #[derive(Debug, Clone, Copy)]
-pub struct Puller<'a> {
+pub struct Puller {
     pub addr: std::net::SocketAddr,
-    pub identity: &'a str,
+    pub who: Who,
 }
 
 /// Serves one OBJECT request on an accepted stream. Returns what happened; an `Err` means the
@@ -49,11 +50,22 @@ pub async fn serve_object<S: ObjectStore>(
     send: &mut SendStream,
     reader: &mut MessageReader<RecvStream>,
     mut ticket: Option<Ticket>,
-    puller: Puller<'_>,
+    puller: Puller,
 ) -> Result<Served, ServeError> {
     let id = request.id;
     let timeout = node.idle_timeout;
     let mut serve = ObjectServe::new(request);
+
+    // The access policy first: a puller without the right learns nothing about the object.
+    let right = match request.kind {
+        TransferKind::Copy => Right::Copy,
+        TransferKind::Take => Right::Take,
+    };
+    if !node.access().allows(puller.who, right) {
+        warn!(object = %id, kind = %request.kind, puller = %puller.addr, identity = %puller.who,
+            "refused: the access policy does not grant `{right}`");
+        return refuse(send, Status::NotPermitted, timeout).await;
+    }
 
     // A TAKE claims the ID for its whole exchange; anyone else asking meanwhile gets 0x70.
     let (taken_elsewhere, take_claim) = match request.kind {
@@ -157,14 +169,14 @@ async fn delete_taken<S: ObjectStore>(
     node: &Node<S>,
     request: ObjectRequest,
     size: u64,
-    puller: Puller<'_>,
+    puller: Puller,
 ) -> (Status, bool) {
     let id = request.id;
     match node.store.delete(vec![store_id(id)]).await {
         Ok(outcomes) => match outcomes.first() {
             Some(DeleteOutcome::Deleted | DeleteOutcome::Scheduled) => {
                 info!(object = %id, bytes = size, puller = %puller.addr,
-                    identity = puller.identity, "deleted by TAKE");
+                    identity = %puller.who, "deleted by TAKE");
                 (Status::Success, true)
             }
             // Someone else deleted it meanwhile: it is gone here, which is what TAKE wants.

@@ -19,6 +19,7 @@ use plasma_stream_transport::{LegacyStream, MessageReader};
 use tokio::io::{AsyncWriteExt, WriteHalf};
 use tracing::{debug, info, warn};
 
+use crate::access::{Right, Who};
 use crate::error::ServeError;
 use crate::inflight::Claim;
 use crate::node::{store_id, Node};
@@ -95,7 +96,7 @@ async fn serve_sync<S: ObjectStore>(
     // The legacy decoder enforced the SYNC limits already; a refusal here is one status per
     // peer request, as the format's reply has.
     let statuses = match SyncRequest::new(peer_requests) {
-        Ok(request) => run_sync(node, request)
+        Ok(request) => run_sync(node, request, Who::Anonymous)
             .await
             .peer_reports
             .iter()
@@ -116,7 +117,20 @@ async fn serve_transfer<S: ObjectStore>(
     ids: Vec<ObjectId>,
     awaiting_delete: &mut Vec<(ObjectId, Claim)>,
 ) -> Result<(), ServeError> {
-    match gather(node, kind, &ids).await {
+    let right = match kind {
+        TransferKind::Copy => Right::Copy,
+        TransferKind::Take => Right::Take,
+    };
+    let permitted = node.access().allows(Who::Anonymous, right);
+    if !permitted {
+        warn!(%kind, objects = ids.len(), "legacy request refused: `anonymous` lacks `{right}`");
+    }
+    let gathered = if permitted {
+        gather(node, kind, &ids).await
+    } else {
+        Err(Status::NotPermitted)
+    };
+    match gathered {
         Ok((objects, claims)) => {
             let mut bytes = Vec::with_capacity(1);
             TransferReply::Begin.encode(&mut bytes)?;

@@ -3,6 +3,7 @@
 //!
 //! How it is built (one idea per module):
 //! - [`options`]: the command line, with the documented defaults;
+//! - [`access`]: who may SYNC, COPY, TAKE or serve objects (`--access`, reloaded on SIGHUP);
 //! - [`listener`]: accept loop, per-connection and per-exchange dispatch;
 //! - [`sync`]: the SYNC dispatcher (validate, claim, pull from peers concurrently, report);
 //! - [`puller`]: pulling one object into the local store (create, copy, seal, Ack), driving
@@ -16,6 +17,7 @@
 //! The server is generic over [`plasma_store::ObjectStore`]: the socket pool (any Plasma
 //! store, e.g. pyarrow 11's `plasma_store`) or the embedded store's in-process handle.
 
+pub mod access;
 pub mod error;
 pub mod holder;
 pub mod inflight;
@@ -114,6 +116,44 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     }
 }
 
+/// The access policy of `--access`, or (said once, here) every trusted identity may do
+/// anything.
+fn load_access(options: &Options) -> Result<access::AccessPolicy, StartError> {
+    match &options.access {
+        Some(path) => {
+            let policy = access::AccessPolicy::load(path)?;
+            info!(file = %path.display(), "access policy loaded (reloaded on SIGHUP)");
+            Ok(policy)
+        }
+        None => {
+            info!(
+                "no --access: every trusted identity may SYNC, COPY, TAKE and serve objects; \
+                 `anonymous` (legacy) may copy and sync. Give --access FILE to separate \
+                 clients from peers and read-only peers from those that may TAKE"
+            );
+            Ok(access::AccessPolicy::trusted_may_do_anything())
+        }
+    }
+}
+
+/// SIGHUP: reads the access file again. A file that does not parse leaves the policy in
+/// force as it was (and says why): a typo must not open or close the door.
+fn reload<S>(node: &Node<S>, options: &Options) {
+    let Some(path) = &options.access else {
+        info!("SIGHUP: no --access file to reload");
+        return;
+    };
+    match access::AccessPolicy::load(path) {
+        Ok(policy) => {
+            node.set_access(policy);
+            info!(file = %path.display(), "SIGHUP: access policy reloaded");
+        }
+        Err(error) => {
+            error!(%error, "SIGHUP: access file not reloaded; the previous policy stays in force")
+        }
+    }
+}
+
 fn trust_from(options: &Options) -> Result<Trust, StartError> {
     if let Some(ca) = &options.ca {
         let ca = plasma_stream_certs::ClusterCa::from_pem_file(ca)?;
@@ -164,13 +204,28 @@ async fn serve<S: ObjectStore>(
     // Listen for SIGINT/SIGTERM before anyone can see this server (the ready file, the port):
     // a supervisor may stop it at once, and until tokio's handler is installed the default
     // action would kill the process without a drain.
-    let mut signals = StopSignals::listen()?;
+    let mut signals = Signals::listen()?;
     let fingerprint = identity.fingerprint();
     let endpoint = Endpoint::server(options.listen_addr(), &identity, &trust, config).await?;
     let listen = endpoint
         .local_addr()
         .unwrap_or_else(|| options.listen_addr());
     info!(%listen, transport = ?options.transport, legacy_tcp = options.legacy_tcp, "listening");
+    if options.legacy_tcp {
+        let networks: Vec<String> = options
+            .legacy_networks()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        warn!("************************************************************************");
+        warn!(
+            "--legacy-tcp: the plaintext format is accepted on TCP port {}.",
+            listen.port()
+        );
+        warn!("No encryption, no identity: its requests act as `anonymous`.");
+        warn!("Allowed from: {} (--legacy-allow).", networks.join(", "));
+        warn!("************************************************************************");
+    }
     if let Some(path) = &options.ready_file {
         // Written to a temporary name first, so a reader never sees half a line.
         let partial = path.with_extension("partial");
@@ -178,6 +233,7 @@ async fn serve<S: ObjectStore>(
         std::fs::rename(&partial, path)?;
     }
 
+    let access = load_access(&options)?;
     let shutdown = Shutdown::new();
     let node = Arc::new(Node {
         store,
@@ -193,10 +249,15 @@ async fn serve<S: ObjectStore>(
         listen,
         shutdown: shutdown.clone(),
         read_budget: plasma_stream_transport::ReadBudget::new(node::READ_BUDGET),
+        access: std::sync::RwLock::new(Arc::new(access)),
+        legacy_networks: options.legacy_networks(),
+        evict_for_incoming: options.evict_for_incoming,
     });
     let accept = tokio::spawn(listener::accept_loop(node.clone(), endpoint.clone()));
 
-    signals.next().await;
+    while let Signal::Reload = signals.next().await {
+        reload(&node, &options);
+    }
     info!(
         in_flight = shutdown.transfers_in_flight(),
         "shutting down: draining transfers in flight"
@@ -206,7 +267,7 @@ async fn serve<S: ObjectStore>(
     tokio::select! {
         _ = shutdown.all_transfers_done() => info!("drained"),
         _ = tokio::time::sleep(drain) => warn!(in_flight = shutdown.transfers_in_flight(), "drain timeout: aborting transfers"),
-        _ = signals.next() => warn!("second signal: aborting transfers"),
+        _ = signals.next_stop() => warn!("second signal: aborting transfers"),
     }
     shutdown.enter(Phase::Aborting);
     // Aborted receivers abort their unsealed objects as they unwind.
@@ -225,27 +286,44 @@ async fn serve<S: ObjectStore>(
     Ok(())
 }
 
-/// SIGINT and SIGTERM, listened for from the moment this is made (a signal that arrives
-/// before a listener exists is either fatal or lost, so the listeners live for the whole run).
-struct StopSignals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
+/// What a signal asks for.
+enum Signal {
+    /// SIGHUP: reload the access policy.
+    Reload,
+    /// SIGINT or SIGTERM: drain, then stop.
+    Stop,
 }
 
-impl StopSignals {
+/// SIGINT, SIGTERM and SIGHUP, listened for from the moment this is made (a signal that
+/// arrives before a listener exists is either fatal or lost, so the listeners live for the
+/// whole run; SIGHUP's default action would kill the server without a drain).
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
     fn listen() -> std::io::Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
-        Ok(StopSignals {
+        Ok(Signals {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
         })
     }
 
-    /// Resolves on the next SIGINT or SIGTERM.
-    async fn next(&mut self) {
+    /// Resolves on the next signal.
+    async fn next(&mut self) -> Signal {
         tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => Signal::Stop,
+            _ = self.terminate.recv() => Signal::Stop,
+            _ = self.hangup.recv() => Signal::Reload,
         }
+    }
+
+    /// Resolves on the next SIGINT or SIGTERM (a SIGHUP meanwhile is ignored).
+    async fn next_stop(&mut self) {
+        while let Signal::Reload = self.next().await {}
     }
 }

@@ -12,6 +12,7 @@ use plasma_stream_transport::{
 };
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use crate::access::Who;
 use crate::error::ServeError;
 use crate::holder::{serve_object, Puller};
 use crate::legacy::serve_legacy;
@@ -89,12 +90,10 @@ async fn serve_exchange<S: ObjectStore>(
     mut ticket: Option<Ticket>,
 ) {
     let mut reader = MessageReader::new(recv, node.idle_timeout, &node.read_budget);
-    let identity = connection
-        .peer_fingerprint()
-        .map_or_else(|| "anonymous".to_string(), |fp| fp.to_string());
+    let who = Who::Authenticated(connection.peer_fingerprint());
     let puller = Puller {
         addr: connection.remote_addr(),
-        identity: &identity,
+        who,
     };
     loop {
         let request = tokio::select! {
@@ -114,11 +113,11 @@ async fn serve_exchange<S: ObjectStore>(
             }
             Ok(Some(StreamRequest::Sync(request))) => {
                 drop(ticket.take());
-                let span = info_span!("sync", client = %identity);
+                let span = info_span!("sync", client = %who);
                 // Counted as a transfer until the report is delivered, so a drain waits for it.
                 let _transfer = node.shutdown.transfer();
                 async {
-                    let report = run_sync(&node, request).await;
+                    let report = run_sync(&node, request, who).await;
                     write_report(&mut send, &report, node.idle_timeout).await
                 }
                 .instrument(span)

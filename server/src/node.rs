@@ -2,13 +2,14 @@
 //! to dial peers, timeouts and the shutdown signal.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use plasma_stream_certs::Fingerprint;
 use plasma_stream_protocol::ObjectId;
 use plasma_stream_transport::{Endpoint, ReadBudget};
 
+use crate::access::AccessPolicy;
 use crate::inflight::InFlightIds;
 use crate::shutdown::Shutdown;
 
@@ -46,9 +47,39 @@ pub struct Node<S> {
     pub shutdown: Shutdown,
     /// Undecoded request bytes all streams may hold together (see [`READ_BUDGET`]).
     pub read_budget: ReadBudget,
+    /// Who may do what; replaced whole on SIGHUP (see [`Node::access`]).
+    pub access: RwLock<Arc<AccessPolicy>>,
+    /// Networks allowed to speak the plaintext legacy format.
+    pub legacy_networks: Vec<ipnet::IpNet>,
+    /// Whether an incoming object may evict sealed objects (`--evict-for-incoming`).
+    pub evict_for_incoming: bool,
 }
 
 impl<S> Node<S> {
+    /// The access policy in force now (a snapshot: a reload does not change a decision
+    /// already taken).
+    pub fn access(&self) -> Arc<AccessPolicy> {
+        match self.access.read() {
+            Ok(policy) => policy.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts a new access policy in force.
+    pub fn set_access(&self, policy: AccessPolicy) {
+        let policy = Arc::new(policy);
+        match self.access.write() {
+            Ok(mut current) => *current = policy,
+            Err(poisoned) => *poisoned.into_inner() = policy,
+        }
+    }
+
+    /// Whether `peer` may speak the plaintext legacy format.
+    pub fn legacy_allowed(&self, peer: SocketAddr) -> bool {
+        let ip = canonical_ip(peer.ip());
+        self.legacy_networks.iter().any(|net| net.contains(&ip))
+    }
+
     /// Whether `peer` is (by address) this very server: the same port on a loopback, wildcard
     /// or our own bound address. The fingerprint check after connecting catches the rest.
     pub fn is_own_address(&self, peer: SocketAddr) -> bool {

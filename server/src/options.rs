@@ -75,9 +75,27 @@ pub struct Options {
     #[arg(long, default_value = "cubic", value_parser = parse_congestion)]
     pub congestion: CongestionControl,
 
-    /// Accept the original plaintext byte format on the TCP port (trusted networks only).
+    /// Accept the original plaintext byte format on the TCP port (trusted networks only): no
+    /// encryption, no identity; its requests act as `anonymous` in the access policy.
     #[arg(long)]
     pub legacy_tcp: bool,
+
+    /// With --legacy-tcp: networks allowed to connect in the plaintext format (repeatable,
+    /// e.g. 10.0.0.0/8). Default: loopback only (127.0.0.0/8 and ::1).
+    #[arg(long = "legacy-allow", value_name = "CIDR", requires = "legacy_tcp")]
+    pub legacy_allow: Vec<ipnet::IpNet>,
+
+    /// Access policy: which identity may SYNC, COPY, TAKE or serve objects here (format in
+    /// docs/security.md). Reloaded on SIGHUP. Without it every trusted identity may do
+    /// anything, and `anonymous` (legacy) may copy and sync.
+    #[arg(long, value_name = "FILE")]
+    pub access: Option<PathBuf>,
+
+    /// Let an incoming object evict sealed objects that did not arrive by TAKE when the store
+    /// is full. Off by default: an object that does not fit fails with 0x64 (store full), and
+    /// nothing already here is lost to make room.
+    #[arg(long)]
+    pub evict_for_incoming: bool,
 
     /// Share the QUIC send window between object streams round-robin (quinn's send fairness).
     /// Off by default: objects then complete one after another instead of all near the end,
@@ -127,6 +145,17 @@ pub struct Options {
 }
 
 impl Options {
+    /// Networks that may use the plaintext legacy format (`--legacy-allow`, or loopback).
+    pub fn legacy_networks(&self) -> Vec<ipnet::IpNet> {
+        if !self.legacy_allow.is_empty() {
+            return self.legacy_allow.clone();
+        }
+        ["127.0.0.0/8", "::1/128"]
+            .iter()
+            .filter_map(|net| net.parse().ok())
+            .collect()
+    }
+
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.bind, self.port)
     }

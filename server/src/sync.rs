@@ -19,6 +19,7 @@ use plasma_stream_protocol::{ObjectId, PeerRequest, Status, TransferKind};
 use plasma_stream_transport::Connection;
 use tracing::{info, info_span, warn, Instrument};
 
+use crate::access::{Right, Who};
 use crate::inflight::Claim;
 use crate::node::{store_id, Node};
 use crate::puller::pull_object;
@@ -32,10 +33,20 @@ enum Pending {
 }
 
 /// Executes a SYNC and returns its report (one entry per peer request, in request order).
-pub async fn run_sync<S: ObjectStore>(node: &Arc<Node<S>>, request: SyncRequest) -> SyncReport {
+pub async fn run_sync<S: ObjectStore>(
+    node: &Arc<Node<S>>,
+    request: SyncRequest,
+    client: Who,
+) -> SyncReport {
     let peer_count = request.peer_requests().len();
     let objects = request.object_count();
-    info!(peer_requests = peer_count, objects, "SYNC");
+    info!(peer_requests = peer_count, objects, %client, "SYNC");
+    let access = node.access();
+    if !access.allows(client, Right::Sync) {
+        warn!(%client, "refused SYNC: the access policy does not grant `sync`");
+        return SyncReport::refused(peer_count, Status::NotPermitted);
+    }
+    let may_take = access.allows(client, Right::SyncTake);
 
     // Claim every ID first, for the whole SYNC, so concurrent SYNCs see them at once.
     let mut prepared = Vec::with_capacity(peer_count);
@@ -45,7 +56,7 @@ pub async fn run_sync<S: ObjectStore>(node: &Arc<Node<S>>, request: SyncRequest)
     }
     let reports = prepared.into_iter().enumerate().map(|(index, (peer_request, pending))| {
         let span = info_span!("peer_request", index, peer = %peer_request.from(), kind = %peer_request.kind());
-        run_peer_request(node.clone(), peer_request, pending).instrument(span)
+        run_peer_request(node.clone(), peer_request, pending, may_take).instrument(span)
     });
     let started = std::time::Instant::now();
     let peer_reports = futures_util::future::join_all(reports).await;
@@ -156,10 +167,16 @@ async fn run_peer_request<S: ObjectStore>(
     node: Arc<Node<S>>,
     peer_request: PeerRequest,
     pending: Vec<Pending>,
+    may_take: bool,
 ) -> PeerReport {
     let (kind, peer, _) = peer_request.into_parts();
     if !pending.iter().any(|p| matches!(p, Pending::ToPull(_))) {
         return PeerReport::from_outcomes(done_outcomes(pending));
+    }
+    if kind == TransferKind::Take && !may_take {
+        // This server would TAKE in its own name: only for a client trusted to ask for that.
+        warn!("refused a TAKE peer request: the client lacks `sync-take`");
+        return fail_remaining(&node, pending, Status::NotPermitted).await;
     }
     if node.is_own_address(peer) {
         warn!("refusing a peer request whose peer is this server");
@@ -175,6 +192,12 @@ async fn run_peer_request<S: ObjectStore>(
     if connection.peer_fingerprint() == Some(node.fingerprint) {
         warn!("refusing a peer request whose peer is this server (same certificate)");
         return fail_remaining(&node, pending, Status::PeerConnectionFailed).await;
+    }
+    let holder = Who::Authenticated(connection.peer_fingerprint());
+    if !node.access().allows(holder, Right::Hold) {
+        // A client's certificate (or any identity without `hold`) must not plant objects here.
+        warn!(%holder, "refused the peer as a holder: the access policy does not grant `hold`");
+        return fail_remaining(&node, pending, Status::NotPermitted).await;
     }
 
     let total = pending.len();

@@ -525,6 +525,42 @@ pub fn cli(addr: SocketAddr, args: &[&str], stdin: Option<&str>) -> Output {
         .expect("wait for plasma-stream-cli")
 }
 
+/// The fingerprint of the identity kept in `dir` (generated there first if need be): what a
+/// peer or client pins, and what an access file names.
+pub fn fingerprint_of(dir: &Path) -> String {
+    let output = Command::new(binary("plasma-stream-server"))
+        .arg("--cert-dir")
+        .arg(dir)
+        .arg("--print-fingerprint")
+        .output()
+        .expect("run plasma-stream-server --print-fingerprint");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A server in pinned mode: its identity in `cert_dir`, trusting these fingerprints.
+pub fn pinned_config(capacity: u64, cert_dir: &Path, trust: &[&str]) -> ServerConfig {
+    let mut config = ServerConfig::embedded(capacity);
+    config.insecure = false;
+    config.cert_dir = Some(cert_dir.to_path_buf());
+    config.trust = trust.iter().map(|fp| fp.to_string()).collect();
+    config
+}
+
+/// A client whose identity lives in `identity_dir`, pinning `server`'s fingerprint.
+pub async fn pinned_client(identity_dir: &Path, server: &Server) -> stream::Client {
+    stream::Client::builder()
+        .identity_dir(identity_dir)
+        .trust_fingerprint(server.fingerprint.parse().expect("server fingerprint"))
+        .connect(server.addr)
+        .await
+        .expect("connect pinned client")
+}
+
 /// An insecure client of `server`.
 pub async fn client(addr: SocketAddr) -> stream::Client {
     stream::Client::builder()

@@ -16,6 +16,18 @@ fn legacy_server() -> Server {
     Server::start(config)
 }
 
+/// A legacy server whose access policy lets `anonymous` (the plaintext format) TAKE; the file
+/// lives as long as the returned directory.
+fn legacy_server_granting_take() -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let access = dir.path().join("access");
+    std::fs::write(&access, "anonymous sync copy take\n").unwrap();
+    let mut config =
+        ServerConfig::embedded(32 * MIB).with_args(&["--access", access.to_str().unwrap()]);
+    config.legacy_tcp = true;
+    (Server::start(config), dir)
+}
+
 fn connect(server: &Server) -> TcpStream {
     let socket = TcpStream::connect(server.addr).unwrap();
     socket
@@ -52,7 +64,7 @@ fn legacy_sync_worked_example() {
 
 #[test]
 fn legacy_copy_and_take_as_a_peer() {
-    let holder = legacy_server();
+    let (holder, _access) = legacy_server_granting_take();
     let (a, b) = (oid(20, 1), oid(20, 2));
     put(&mut holder.store(), a, 1000, 5);
     put(&mut holder.store(), b, 1, 0);
@@ -104,6 +116,46 @@ fn legacy_copy_and_take_as_a_peer() {
         "TAKE deletes after the requester read the reply"
     );
     assert!(contains(&mut store, a), "COPY keeps");
+}
+
+#[test]
+fn legacy_take_is_refused_by_default_and_deletes_nothing() {
+    let holder = legacy_server();
+    let id = oid(20, 9);
+    put(&mut holder.store(), id, 100, 0);
+    let mut socket = connect(&holder);
+    let mut request = vec![0x03, 0x01, 0x00];
+    request.extend_from_slice(id.as_bytes());
+    socket.write_all(&request).unwrap();
+    let mut reply = Vec::new();
+    socket.read_to_end(&mut reply).unwrap();
+    assert_eq!(
+        reply,
+        [0x63],
+        "0x63 not permitted, then the connection closes"
+    );
+    assert!(contains(&mut holder.store(), id));
+    assert!(holder.process.log().contains("`anonymous` lacks `take`"));
+}
+
+#[test]
+fn a_legacy_sync_take_never_reaches_the_peer() {
+    let source = Server::embedded(32 * MIB);
+    let destination = legacy_server();
+    let id = oid(20, 10);
+    put(&mut source.store(), id, 321, 0);
+    // SYNC with one TAKE peer request for `id` from the source.
+    let mut request = vec![0x01, 0x01, 0x00, 0x03, 0x04];
+    request.extend_from_slice(&source.addr.port().to_le_bytes());
+    request.extend_from_slice(&[0x7F, 0x00, 0x00, 0x01, 0x01, 0x00]);
+    request.extend_from_slice(id.as_bytes());
+    let mut socket = connect(&destination);
+    socket.write_all(&request).unwrap();
+    let mut reply = [0u8; 1];
+    socket.read_exact(&mut reply).unwrap();
+    assert_eq!(reply, [0x63]);
+    assert!(contains(&mut source.store(), id), "the source keeps it");
+    assert!(!contains(&mut destination.store(), id));
 }
 
 #[test]

@@ -407,20 +407,7 @@ async fn pinned_fingerprints_between_servers_and_client() {
 }
 
 fn plasma_stream_certs_fingerprint(dir: &std::path::Path) -> String {
-    // Start nothing: the server and client load the identity from this directory, so the
-    // fingerprint is fixed once it is generated here.
-    let output = std::process::Command::new(plasma_stream_tests::binary("plasma-stream-server"))
-        .arg("--cert-dir")
-        .arg(dir)
-        .arg("--print-fingerprint")
-        .output()
-        .expect("run plasma-stream-server --print-fingerprint");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    plasma_stream_tests::fingerprint_of(dir)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,278 @@
+//! The access policy (`--access`), with real servers in pinned mode: each case an attacker
+//! tried is refused with 0x63 and moves or deletes nothing; each right granted works.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use plasma_stream_tests::{
+    contains, fingerprint_of, oid, pinned_client, pinned_config, put, verify, Server,
+};
+use stream::{PeerRequest, Status, TransferKind};
+use tempfile::TempDir;
+
+const MIB: u64 = 1 << 20;
+
+/// Identities kept in temporary directories, with their fingerprints.
+struct Identities {
+    dirs: Vec<TempDir>,
+    fingerprints: Vec<String>,
+}
+
+impl Identities {
+    fn new(count: usize) -> Self {
+        let dirs: Vec<TempDir> = (0..count).map(|_| tempfile::tempdir().unwrap()).collect();
+        let fingerprints = dirs.iter().map(|d| fingerprint_of(d.path())).collect();
+        Identities { dirs, fingerprints }
+    }
+    fn dir(&self, index: usize) -> &Path {
+        self.dirs[index].path()
+    }
+    fn fp(&self, index: usize) -> &str {
+        &self.fingerprints[index]
+    }
+}
+
+fn access_file(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn with_access(
+    mut config: plasma_stream_tests::ServerConfig,
+    path: &Path,
+) -> plasma_stream_tests::ServerConfig {
+    config.extra.push("--access".into());
+    config.extra.push(path.display().to_string());
+    config
+}
+
+const SOURCE: usize = 0;
+const DEST: usize = 1;
+const CLIENT: usize = 2;
+
+/// B (source) grants A (destination) `copy` only: a read-only peer. A's client may SYNC with
+/// TAKE. A can COPY from B; A's TAKE from B is refused and B keeps every object; the client
+/// pulling from B directly with its own certificate is no peer of B and gets nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_peer_can_copy_but_not_take() {
+    let ids = Identities::new(3);
+    let files = tempfile::tempdir().unwrap();
+    let source_access = access_file(&files, "b", &format!("{} copy hold\n", ids.fp(DEST)));
+    let dest_access = access_file(
+        &files,
+        "a",
+        &format!("{} sync-take\n{} hold\n", ids.fp(CLIENT), ids.fp(SOURCE)),
+    );
+    let source = Server::start(with_access(
+        pinned_config(16 * MIB, ids.dir(SOURCE), &[ids.fp(DEST), ids.fp(CLIENT)]),
+        &source_access,
+    ));
+    let destination = Server::start(with_access(
+        pinned_config(16 * MIB, ids.dir(DEST), &[ids.fp(SOURCE), ids.fp(CLIENT)]),
+        &dest_access,
+    ));
+    let (copied, taken) = (oid(60, 1), oid(60, 2));
+    put(&mut source.store(), copied, 5000, 3);
+    put(&mut source.store(), taken, 6000, 0);
+
+    let client = pinned_client(ids.dir(CLIENT), &destination).await;
+    let report = client
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![copied],
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    verify(&mut destination.store(), copied, 5000, 3);
+
+    let report = client
+        .sync(vec![PeerRequest::Take {
+            from: source.addr,
+            objects: vec![taken],
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        report.peer_reports[0].status,
+        Status::NotPermitted,
+        "{report:?}"
+    );
+    assert!(
+        contains(&mut source.store(), taken),
+        "a refused TAKE deletes nothing"
+    );
+    assert!(!contains(&mut destination.store(), taken));
+    assert!(source.process.log().contains("does not grant `take`"));
+
+    // The client, trusted by B's TLS but given no right there, pulls directly: refused
+    // before any byte, and its TAKE (which would end in a forged Ack) deletes nothing.
+    let direct = pinned_client(ids.dir(CLIENT), &source).await;
+    for kind in [TransferKind::Copy, TransferKind::Take] {
+        match direct.pull(kind, taken).await {
+            Err(stream::Error::Object { status, .. }) => assert_eq!(status, Status::NotPermitted),
+            other => panic!("{kind} by an identity without the right: {other:?}"),
+        }
+    }
+    assert!(contains(&mut source.store(), taken));
+}
+
+/// A client with `sync` but not `sync-take` cannot make a server TAKE from its peer, and a
+/// peer's certificate cannot issue SYNCs.
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_take_is_a_right_of_its_own_and_peers_are_not_clients() {
+    let ids = Identities::new(3);
+    let files = tempfile::tempdir().unwrap();
+    let dest_access = access_file(
+        &files,
+        "a",
+        &format!("{} sync\n{} copy hold\n", ids.fp(CLIENT), ids.fp(SOURCE)),
+    );
+    let source = Server::start(pinned_config(16 * MIB, ids.dir(SOURCE), &[ids.fp(DEST)]));
+    let destination = Server::start(with_access(
+        pinned_config(16 * MIB, ids.dir(DEST), &[ids.fp(SOURCE), ids.fp(CLIENT)]),
+        &dest_access,
+    ));
+    let id = oid(61, 1);
+    put(&mut source.store(), id, 100, 1);
+
+    let client = pinned_client(ids.dir(CLIENT), &destination).await;
+    let report = client
+        .sync(vec![PeerRequest::Take {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert_eq!(report.peer_reports[0].status, Status::NotPermitted);
+    assert_eq!(
+        report.peer_reports[0].objects[0].status,
+        Status::NotPermitted
+    );
+    assert!(
+        contains(&mut source.store(), id),
+        "no TAKE reached the peer"
+    );
+    assert!(!source.process.log().contains("deleted by TAKE"));
+
+    // The source's certificate is a peer's: as a client of the destination it is refused.
+    let as_client = pinned_client(ids.dir(SOURCE), &destination).await;
+    let report = as_client
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert_eq!(report.peer_reports[0].status, Status::NotPermitted);
+    assert!(!contains(&mut destination.store(), id));
+    let log = destination.process.log();
+    assert!(
+        log.contains("refused SYNC") && log.contains(ids.fp(SOURCE)),
+        "{log}"
+    );
+}
+
+/// A client's certificate run as a holder (a rogue server with the client's identity) cannot
+/// plant objects: the puller refuses it before creating anything.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_certificate_is_refused_as_a_holder() {
+    let ids = Identities::new(2);
+    let (dest, client_id) = (0, 1);
+    let files = tempfile::tempdir().unwrap();
+    let dest_access = access_file(&files, "a", &format!("{} sync\n", ids.fp(client_id)));
+    let destination = Server::start(with_access(
+        pinned_config(16 * MIB, ids.dir(dest), &[ids.fp(client_id)]),
+        &dest_access,
+    ));
+    // The rogue holder presents the client's certificate, which the destination trusts.
+    let rogue = Server::start(pinned_config(16 * MIB, ids.dir(client_id), &[ids.fp(dest)]));
+    let planted = oid(62, 1);
+    put(&mut rogue.store(), planted, 4096, 0);
+
+    let client = pinned_client(ids.dir(client_id), &destination).await;
+    let report = client
+        .sync(vec![PeerRequest::Copy {
+            from: rogue.addr,
+            objects: vec![planted],
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        report.peer_reports[0].status,
+        Status::NotPermitted,
+        "{report:?}"
+    );
+    assert!(
+        !contains(&mut destination.store(), planted),
+        "nothing planted"
+    );
+    assert!(destination.process.log().contains("does not grant `hold`"));
+}
+
+/// SIGHUP reloads the access file: a client is let in, then out again, without a restart;
+/// a file that does not parse leaves the policy as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_the_access_policy() {
+    let ids = Identities::new(3);
+    let files = tempfile::tempdir().unwrap();
+    let without_client = format!("{} hold\n", ids.fp(SOURCE));
+    let with_client = format!("{}{} sync\n", without_client, ids.fp(CLIENT));
+    let dest_access = access_file(&files, "a", &without_client);
+    let source = Server::start(pinned_config(16 * MIB, ids.dir(SOURCE), &[ids.fp(DEST)]));
+    let destination = Server::start(with_access(
+        pinned_config(16 * MIB, ids.dir(DEST), &[ids.fp(SOURCE), ids.fp(CLIENT)]),
+        &dest_access,
+    ));
+    for n in 1..=3 {
+        put(&mut source.store(), oid(63, n), 1000, 0);
+    }
+    let client = pinned_client(ids.dir(CLIENT), &destination).await;
+    let sync = |n: u32| {
+        let client = client.clone();
+        let from = source.addr;
+        async move {
+            client
+                .sync(vec![PeerRequest::Copy {
+                    from,
+                    objects: vec![oid(63, n)],
+                }])
+                .await
+                .unwrap()
+                .peer_reports[0]
+                .status
+        }
+    };
+    let hangup = |expect: &str| {
+        let before = destination.process.log().matches(expect).count();
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &destination.process.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while destination.process.log().matches(expect).count() == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no `{expect}` after SIGHUP"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    assert_eq!(sync(1).await, Status::NotPermitted);
+    std::fs::write(&dest_access, &with_client).unwrap();
+    hangup("access policy reloaded");
+    assert_eq!(sync(1).await, Status::Success);
+    verify(&mut destination.store(), oid(63, 1), 1000, 0);
+
+    std::fs::write(&dest_access, "this is not an access file\n").unwrap();
+    hangup("access file not reloaded");
+    assert_eq!(sync(2).await, Status::Success, "a bad file changes nothing");
+
+    std::fs::write(&dest_access, &without_client).unwrap();
+    hangup("access policy reloaded");
+    assert_eq!(sync(3).await, Status::NotPermitted);
+    assert!(!contains(&mut destination.store(), oid(63, 3)));
+}
