@@ -1,5 +1,5 @@
-//! The Plasma object digest (§5 of `plasma-protocol.md`), as Arrow 11's C++ client computes it
-//! and pyarrow's `client.hash()` reports it.
+//! The Plasma object digest (`docs/plasma.md` §5.8), as Arrow 11's C++ client computes it and
+//! pyarrow's `client.hash()` reports it.
 //!
 //! The digest is the little-endian u64 of XXH64 (seed 0) over:
 //! - `data ‖ metadata` when the data is smaller than 1 MiB;

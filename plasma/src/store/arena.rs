@@ -4,7 +4,7 @@
 //! their mapping by key until they disconnect, so a key is never reused). A client maps
 //! `mmap_size - 8` bytes of the fd it receives; we report `mmap_size = len + 8` so that the
 //! client maps exactly `len` bytes, with object offsets counted from byte 0 of the file
-//! (protocol notes §4.1, §6).
+//! (`docs/plasma.md` §4.1, §6.2).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 

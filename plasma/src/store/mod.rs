@@ -3,7 +3,7 @@
 //! What it is: a store that unmodified `pyarrow.plasma` 11 clients (and this crate's client)
 //! can use over a Unix socket, plus an in-process [`EmbeddedHandle`] implementing
 //! [`crate::ObjectStore`] with direct calls, for the stream server running the store inside
-//! itself (`--embedded-store SIZE`). Protocol behaviour follows `plasma-protocol.md` §5–6.
+//! itself (`--embedded-store SIZE`). Protocol behaviour follows `docs/plasma.md` §5–6.
 //!
 //! How it is built:
 //! - [`arena`]: a few large memfd arenas, keys never reused, freed pages punched out.
