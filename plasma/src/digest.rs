@@ -23,8 +23,8 @@ const SEED: u64 = 0;
 
 /// Objects at least this large hash their nine pieces on several threads when the machine has
 /// [`PARALLEL_MIN_CORES`] or more (the C++ client always uses 8 threads); the result is
-/// identical. Measured on a busy 2-vCPU machine, one thread was faster (16 MiB: 1.5 ms vs
-/// 2.4 ms for create+write+seal), so small machines hash sequentially.
+/// identical. On a busy 2-vCPU machine one thread measured faster than several, so small
+/// machines hash sequentially (figure in `docs/benchmarks.md`, "Figures behind code defaults").
 const PARALLEL_THRESHOLD: usize = 4 << 20;
 
 /// Fewest cores for which [`object_digest`] hashes on several threads.

@@ -105,9 +105,10 @@ impl Arena {
     /// Allocates, zeroes and maps every page of the arena now, on up to `threads` threads.
     ///
     /// Why: the first write to a fresh shared-memory page faults and the kernel zeroes it. On
-    /// the machines measured here that runs at ~1.7 GB/s per core, slower than the network
-    /// path, so a receive into lazily populated memory is bound by page faults (half of the
-    /// receiving server's CPU in profiles). Paying it once at start-up takes it off every
+    /// the machines measured here that is slower than the network path (figure in
+    /// `docs/benchmarks.md`, "Figures behind code defaults"), so a receive into lazily
+    /// populated memory is bound by page faults (half of the receiving server's CPU in
+    /// profiles). Paying it once at start-up takes it off every
     /// transfer. Uses `MADV_POPULATE_WRITE` (Linux 5.14+); on older kernels `fallocate`
     /// allocates the pages without mapping them, which still saves the zeroing.
     pub fn populate(&self, threads: usize) -> std::io::Result<()> {
