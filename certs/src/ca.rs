@@ -1,4 +1,4 @@
-//! A private cluster certificate authority (DESIGN.md §5, `--ca`): one CA certificate that
+//! A private cluster certificate authority (`docs/design.md` §4, `--ca`): one CA certificate that
 //! every server and client of a cluster trusts, and that issues their certificates, so adding
 //! a machine needs no fingerprint exchange.
 

@@ -1,4 +1,4 @@
-//! Whom this process believes: the trust modes of DESIGN.md §5.
+//! Whom this process believes: the trust modes of `docs/design.md` §4.
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -1,5 +1,5 @@
-//! The Plasma object digest (§5 of `plasma-protocol.md`), as Arrow 11's C++ client computes it
-//! and pyarrow's `client.hash()` reports it.
+//! The Plasma object digest (`docs/plasma.md` §5.8), as Arrow 11's C++ client computes it and
+//! pyarrow's `client.hash()` reports it.
 //!
 //! The digest is the little-endian u64 of XXH64 (seed 0) over:
 //! - `data ‖ metadata` when the data is smaller than 1 MiB;
@@ -23,8 +23,8 @@ const SEED: u64 = 0;
 
 /// Objects at least this large hash their nine pieces on several threads when the machine has
 /// [`PARALLEL_MIN_CORES`] or more (the C++ client always uses 8 threads); the result is
-/// identical. Measured on a busy 2-vCPU machine, one thread was faster (16 MiB: 1.5 ms vs
-/// 2.4 ms for create+write+seal), so small machines hash sequentially.
+/// identical. On a busy 2-vCPU machine one thread measured faster than several, so small
+/// machines hash sequentially (figure in `docs/benchmarks.md`, "Figures behind code defaults").
 const PARALLEL_THRESHOLD: usize = 4 << 20;
 
 /// Fewest cores for which [`object_digest`] hashes on several threads.
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn small_object_matches_the_documented_value() {
-        // plasma-protocol.md §5: "0123456789" + "META" → ebd8e21ffb378c5e (pyarrow hash()).
+        // docs/plasma.md §7: "0123456789" + "META" → ebd8e21ffb378c5e (pyarrow hash()).
         assert_eq!(
             hex::encode(object_digest(b"0123456789", b"META")),
             "ebd8e21ffb378c5e"

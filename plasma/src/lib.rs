@@ -5,8 +5,8 @@
 //! or FFI, and running a store when none is installed. What it is not: anything about networks,
 //! peers or TLS (that is the stream server's business).
 //!
-//! The protocol is written up in `shared/docs/plasma-protocol.md` (framing §1, messages §2–3,
-//! shared memory and fd passing §4, semantics §5, store design §6).
+//! The protocol is written up in `docs/plasma.md` (framing §1, messages §2–3, shared memory
+//! and fd passing §4, object lifecycle and digest §5, the embedded store §6).
 //!
 //! Map of the crate:
 //! - [`wire`]: frames, fd passing and the FlatBuffers messages, shared by client and store.

@@ -1,6 +1,6 @@
 //! The one interface the stream server uses to reach a Plasma store, whichever it is.
 //!
-//! Two implementations exist (see DESIGN.md §4): the pure-Rust socket client's async pool
+//! Two implementations exist (see `docs/design.md` §3): the pure-Rust socket client's async pool
 //! (`crate::pool`, talking to any Plasma store, e.g. pyarrow 11's `plasma_store`) and the
 //! embedded store's in-process handle (`crate::store`, no socket hop). The server is generic
 //! over this trait.

@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-/// A status byte, with the values and meanings of the original implementation
-/// (`docs/protocol.md`, status codes); the QUIC format reuses the same codes so reports read the same everywhere.
+/// A status byte, with the values and meanings of the original implementation (`docs/protocol.md`
+/// §3; its legacy format is §5); the QUIC format reuses the same codes so reports read the same
+/// everywhere. 0x63 and 0x64 are this project's additions.
 ///
 /// `Begin` (0x00) is not an outcome: it announces that object bytes follow. `Success` (0x41) is
 /// the only "it worked" outcome. Everything else names what went wrong.

@@ -310,8 +310,8 @@ impl PlasmaClient {
         Ok(object)
     }
 
-    /// Seals the object with the digest of its current contents (§5), then releases the
-    /// creator's reference.
+    /// Seals the object with the digest of its current contents (`docs/plasma.md` §5.8), then
+    /// releases the creator's reference.
     pub fn seal(&mut self, object: CreatedObject) -> Result<(), Error> {
         let digest = {
             let (data, metadata) = object.buffers();

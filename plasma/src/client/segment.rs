@@ -1,5 +1,6 @@
-//! The client's view of the store's shared-memory segments (§4.1): one read-write `MAP_SHARED`
-//! mapping per segment key, of `mmap_size - 8` bytes, kept for as long as anything uses it.
+//! The client's view of the store's shared-memory segments (`docs/plasma.md` §4.1): one
+//! read-write `MAP_SHARED` mapping per segment key, of `mmap_size - 8` bytes, kept for as long
+//! as anything uses it.
 //!
 //! A [`Segment`] is reference-counted: the connection's table holds one `Arc`, and so does
 //! every buffer handed out (created or got objects). The mapping therefore outlives the

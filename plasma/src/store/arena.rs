@@ -4,7 +4,7 @@
 //! their mapping by key until they disconnect, so a key is never reused). A client maps
 //! `mmap_size - 8` bytes of the fd it receives; we report `mmap_size = len + 8` so that the
 //! client maps exactly `len` bytes, with object offsets counted from byte 0 of the file
-//! (protocol notes §4.1, §6).
+//! (`docs/plasma.md` §4.1, §6.2).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -105,9 +105,10 @@ impl Arena {
     /// Allocates, zeroes and maps every page of the arena now, on up to `threads` threads.
     ///
     /// Why: the first write to a fresh shared-memory page faults and the kernel zeroes it. On
-    /// the machines measured here that runs at ~1.7 GB/s per core, slower than the network
-    /// path, so a receive into lazily populated memory is bound by page faults (half of the
-    /// receiving server's CPU in profiles). Paying it once at start-up takes it off every
+    /// the machines measured here that is slower than the network path (figure in
+    /// `docs/benchmarks.md`, "Figures behind code defaults"), so a receive into lazily
+    /// populated memory is bound by page faults (half of the receiving server's CPU in
+    /// profiles). Paying it once at start-up takes it off every
     /// transfer. Uses `MADV_POPULATE_WRITE` (Linux 5.14+); on older kernels `fallocate`
     /// allocates the pages without mapping them, which still saves the zeroing.
     pub fn populate(&self, threads: usize) -> std::io::Result<()> {

@@ -3,7 +3,7 @@
 //! What it is: a store that unmodified `pyarrow.plasma` 11 clients (and this crate's client)
 //! can use over a Unix socket, plus an in-process [`EmbeddedHandle`] implementing
 //! [`crate::ObjectStore`] with direct calls, for the stream server running the store inside
-//! itself (`--embedded-store SIZE`). Protocol behaviour follows `plasma-protocol.md` §5–6.
+//! itself (`--embedded-store SIZE`). Protocol behaviour follows `docs/plasma.md` §5–6.
 //!
 //! How it is built:
 //! - [`arena`]: a few large memfd arenas, keys never reused, freed pages punched out.
@@ -48,8 +48,9 @@ pub struct StoreConfig {
     /// Length of each arena; `None` = the capacity (one arena, more only under fragmentation
     /// or for objects larger than the arena).
     pub arena_size: Option<u64>,
-    /// Commit the first arena's memory at start (allocated, zeroed, mapped; takes about a
-    /// second per 1.7 GB on one core here) and keep freed pages instead of handing them back.
+    /// Commit the first arena's memory at start (allocated, zeroed, mapped: the kernel's
+    /// zeroing rate, in `docs/benchmarks.md`, sets how long that takes) and keep freed pages
+    /// instead of handing them back.
     /// Receiving an object then never waits for page faults, at the price of holding the
     /// whole arena in RAM from the start.
     pub populate: bool,

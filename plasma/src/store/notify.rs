@@ -1,6 +1,6 @@
 //! Subscriber sockets: where the store pushes a notification for every seal and deletion.
 //!
-//! A pyarrow client subscribes by sending the store one end of a socketpair (protocol notes
+//! A pyarrow client subscribes by sending the store one end of a socketpair (`docs/plasma.md`
 //! §4.4). Each notification is an 8-byte native-endian length followed by a `Notification`
 //! FlatBuffer. Writes never block the store: what the socket cannot take now is queued and
 //! flushed later (on the next notification, or by the store's timer thread). A subscriber whose

@@ -3,7 +3,7 @@
 //! returns what must be done afterwards (e.g. [`Completion`]s of Gets, to be delivered after the
 //! lock is released) and never blocks.
 //!
-//! Semantics follow the protocol notes §5 (what pyarrow 11's `plasma_store` does), except that
+//! Semantics follow `docs/plasma.md` §5 (what pyarrow 11's `plasma_store` does), except that
 //! input that would abort the real store is reported as an error to the caller instead.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};

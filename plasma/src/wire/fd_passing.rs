@@ -1,6 +1,7 @@
-//! Passing one file descriptor over a Unix socket the way Arrow 11 does (§4.3): each fd rides
-//! alone on a `sendmsg` carrying exactly one data byte and one `SCM_RIGHTS` message with one
-//! int; the receiver asks `recvmsg` for exactly one byte, so it never eats into the next frame.
+//! Passing one file descriptor over a Unix socket the way Arrow 11 does (`docs/plasma.md`
+//! §4.3): each fd rides alone on a `sendmsg` carrying exactly one data byte and one
+//! `SCM_RIGHTS` message with one int; the receiver asks `recvmsg` for exactly one byte, so it
+//! never eats into the next frame.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;

@@ -1,5 +1,5 @@
 //! One Plasma frame: three little-endian signed 64-bit header words (protocol version, message
-//! type, body length) followed by a FlatBuffer body (`plasma-protocol.md` §1).
+//! type, body length) followed by a FlatBuffer body (`docs/plasma.md` §1).
 //!
 //! Reads are exact: 24 header bytes, then exactly the body, never more. That matters because a
 //! passed fd rides on the byte that follows some frames; a read that covered it would make the
@@ -20,7 +20,7 @@ pub const FRAME_HEADER_LEN: usize = 24;
 /// about twice what the peer actually sent, never the claimed length up front.
 const BODY_GROWTH_STEP: usize = 64 * 1024;
 
-/// The message types of Arrow 11's `plasma.fbs`, numbered as on the wire (§2).
+/// The message types of Arrow 11's `plasma.fbs`, numbered as on the wire (`docs/plasma.md` §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(i64)]
 pub enum MessageType {

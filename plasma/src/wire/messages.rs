@@ -1,5 +1,6 @@
-//! The FlatBuffers messages of Arrow 11's `plasma.fbs` / `common.fbs` (§3), encoded and
-//! decoded in both directions, so the client and the embedded store share one codec.
+//! The FlatBuffers messages of Arrow 11's `plasma.fbs` / `common.fbs` (`docs/plasma.md` §3),
+//! encoded and decoded in both directions, so the client and the embedded store share one
+//! codec.
 //!
 //! Encoding uses the `flatbuffers` builder. Decoding first runs the `flatbuffers` verifier over
 //! the whole body, with the exact field types of each table, and only then reads fields by
@@ -8,8 +9,9 @@
 //!
 //! Object IDs are FlatBuffers `string`s holding 20 raw bytes (not UTF-8); they are read as
 //! byte vectors and must be exactly 20 bytes. Digests must be exactly 8 bytes (the real store
-//! aborts otherwise). The presence rules of §3 are followed when encoding (fields the C++
-//! readers dereference without a null check are always written) and enforced when decoding.
+//! aborts otherwise). The presence rules of `docs/plasma.md` §3 are followed when encoding
+//! (fields the C++ readers dereference without a null check are always written) and enforced
+//! when decoding.
 
 use flatbuffers::{
     FlatBufferBuilder, Follow, ForwardsUOffset, InvalidFlatbuffer, Push, PushAlignment,

@@ -1,6 +1,6 @@
 //! The Plasma socket protocol on the wire (Arrow 11), shared by the client and the embedded
 //! store: frames (`frame`), passing file descriptors (`fd_passing`) and the FlatBuffers
-//! messages in both directions (`messages`). See `plasma-protocol.md` §1–§4.
+//! messages in both directions (`messages`). See `docs/plasma.md` §1–§4.
 //!
 //! Nothing here keeps state between calls: a frame is read or written whole, with exact
 //! lengths, so the bytes that carry passed fds are never swallowed by a buffered reader.
