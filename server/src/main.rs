@@ -36,10 +36,8 @@ fn main() {
 /// Tells glibc's allocator to keep freed heap memory instead of handing it back to the kernel
 /// at once. Transfers allocate and free receive buffers (quinn's datagram batches, TLS reads)
 /// at line rate; with glibc's defaults (trim above 128 KiB free) the pages went back to the
-/// kernel and came back zero-filled, page fault by page fault: 6 % of the receiving server's
-/// CPU in a 1 GiB QUIC profile. With the threshold raised, S1 over loopback measured QUIC
-/// 1.32/1.45 -> 1.55/1.49 GB/s and TLS over TCP 1.51/1.78 -> 1.99/1.93 GB/s (alternating
-/// runs, docs/benchmarks.md). Freed memory stays reusable by the process; peak use is
+/// kernel and came back zero-filled, page fault by page fault (the figures are in
+/// docs/benchmarks.md, "Figures behind code defaults"). Freed memory stays reusable by the process; peak use is
 /// unchanged, only the return of memory after a peak is delayed until the next trim.
 fn keep_freed_heap_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -37,10 +37,10 @@ pub struct Options {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub embedded_store: Option<u64>,
 
-    /// With --embedded-store: commit the store's memory at start (allocated, zeroed and mapped,
-    /// about 0.6 s per GiB on one core) and keep freed pages. Receiving then never waits for
-    /// page faults, which otherwise bound a fast link's throughput (the kernel zeroes fresh
-    /// pages at ~1.7 GB/s per core); the store holds its whole size in RAM from the start.
+    /// With --embedded-store: commit the store's memory at start (allocated, zeroed and mapped:
+    /// a start-up cost per GiB) and keep freed pages. Receiving then never waits for page
+    /// faults, which otherwise bound a fast link's throughput (the kernel zeroes each fresh
+    /// page on first write); the store holds its whole size in RAM from the start.
     #[arg(long, requires = "embedded_store")]
     pub populate: bool,
 
@@ -104,9 +104,8 @@ pub struct Options {
     pub send_fairness: bool,
 
     /// Fault in a large object's pages on a helper thread while its bytes arrive (see the
-    /// `prefault` module). Off by default: measured on a 2-core machine it took the core QUIC
-    /// needed (1 GiB over QUIC ~350 vs ~490 MiB/s without; TLS/TCP ~290 vs ~250). Try it
-    /// where cores are idle during transfers.
+    /// `prefault` module). Off by default: on a 2-core machine it took the core QUIC needed
+    /// (docs/benchmarks.md). Try it where cores are idle during transfers.
     #[arg(long)]
     pub prefault: bool,
 
@@ -133,9 +132,9 @@ pub struct Options {
     pub print_fingerprint: bool,
 
     /// Threads running transfers (the async runtime's workers). Default: one per CPU core.
-    /// Where several servers share a machine's cores, give each about its share: on 2 cores
-    /// with two servers, one worker each moved a 1 GiB object over QUIC 20-30 % faster than
-    /// two each, which kept handing one transfer's work between cores.
+    /// Where several servers share a machine's cores, give each about its share: two workers
+    /// each on 2 shared cores kept handing one transfer's work between cores (measured in
+    /// docs/benchmarks.md).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_threads: Option<u16>,
 
