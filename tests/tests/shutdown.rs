@@ -153,3 +153,45 @@ fn sigterm_right_after_ready_stops_cleanly() {
         assert!(log.contains("stopped"), "round {round}: {log}");
     }
 }
+
+/// A server that pulled from a peer over QUIC, with nothing in flight any more, stops at once
+/// on SIGTERM (it once waited out the whole drain and abort deadlines, ~15 s, for a transfer
+/// count that never went back to zero). With the client still connected, and without.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_after_a_pull_with_nothing_in_flight_stops_at_once() {
+    for keep_client in [true, false] {
+        let source = Server::embedded(16 * MIB);
+        let mut config = ServerConfig::embedded(16 * MIB);
+        config.drain_timeout_secs = 10;
+        config.transport = "quic";
+        let mut destination = Server::start(config);
+        let id = oid(51, u32::from(keep_client));
+        put(&mut source.store(), id, 3 * MIB, 1);
+        let client = client(destination.addr).await;
+        let report = client
+            .sync(vec![PeerRequest::Copy {
+                from: source.addr,
+                objects: vec![id],
+            }])
+            .await
+            .unwrap();
+        assert!(report.is_success(), "{report:?}");
+        if !keep_client {
+            drop(client);
+        }
+        let started = std::time::Instant::now();
+        destination.process.terminate();
+        assert!(
+            destination.process.wait_exit(Duration::from_secs(20)),
+            "{}",
+            destination.process.log()
+        );
+        let took = started.elapsed();
+        let log = destination.process.log();
+        assert!(log.contains("drained"), "{log}");
+        assert!(
+            took < Duration::from_secs(3),
+            "keep_client={keep_client}: stopping took {took:?}\n{log}"
+        );
+    }
+}
