@@ -114,6 +114,12 @@ impl Pulling {
         self.body
     }
 
+    /// The holder's Plasma digest of its whole object, once the data is read, when the pull
+    /// asked for it (`ObjectPull::with_object_digest`, on a resume).
+    pub fn holder_object_digest(&self) -> Option<[u8; 8]> {
+        self.pull.holder_object_digest()
+    }
+
     /// Body bytes received so far.
     pub fn received(&self) -> u64 {
         self.pull.received()

@@ -76,8 +76,16 @@ pub enum DecodeError {
         status: Status,
     },
     /// An object request sets flag bits that v1 does not define.
-    #[error("object request flags {flags:#04x} set undefined bits (v1 defines only bit 0, the digest trailer)")]
+    #[error("object request flags {flags:#04x} set undefined bits (v1 defines bit 0, the digest trailer, and bit 1, the object digest)")]
     ReservedFlags {
+        /// The flags byte found.
+        flags: u8,
+    },
+    /// An object request asks for both trailers (one exchange has one trailer).
+    #[error(
+        "object request flags {flags:#04x} ask for both the digest trailer and the object digest"
+    )]
+    ConflictingFlags {
         /// The flags byte found.
         flags: u8,
     },
@@ -112,6 +120,12 @@ pub enum EncodeError {
     /// The message breaks a protocol limit.
     #[error(transparent)]
     Limit(#[from] LimitError),
+    /// An object request asks for both trailers (one exchange has one trailer).
+    #[error("an object request cannot ask for both the digest trailer and the object digest (flags {flags:#04x})")]
+    ConflictingFlags {
+        /// The flags that conflict.
+        flags: u8,
+    },
     /// 65,536 IDs in one list: legal, but the legacy u16 count cannot say it (it would wrap to 0).
     #[error("the legacy format cannot express a list of {count} object IDs (its u16 count wraps to 0 at 65,536): split the list, or use the QUIC format")]
     LegacyIdCountUnrepresentable {

@@ -417,11 +417,18 @@ fn check_outcome(field: &'static str, status: Status) -> Result<(), EncodeError>
 /// Flag bit of [`ObjectRequest`]: "send an XXH64 digest trailer after the data".
 pub const FLAG_DIGEST_TRAILER: u8 = 0x01;
 
+/// Flag bit of [`ObjectRequest`]: "send the Plasma digest of the whole object after the data"
+/// (the 8 bytes Plasma stores at seal, over all data and metadata, whatever the offset): how a
+/// resumed pull proves that the bytes it kept from an earlier attempt and the bytes it got now
+/// make up the holder's object. Excludes [`FLAG_DIGEST_TRAILER`] (one trailer per exchange).
+pub const FLAG_OBJECT_DIGEST: u8 = 0x02;
+
 /// Puller → holder, first message of an OBJECT stream: send me this object.
 ///
 /// `0x02 | u8 op (0x02 COPY, 0x03 TAKE) | 20-byte id | u64 resume_offset | u8 flags`.
-/// v1 senders put `resume_offset` 0; a holder that cannot resume answers with offset 0 in its
-/// [`ObjectHeader`] and sends everything. Flag bits other than bit 0 must be 0.
+/// A fresh pull puts `resume_offset` 0; a holder that cannot resume answers with offset 0 in
+/// its [`ObjectHeader`] and sends everything. Flags: bit 0 [`FLAG_DIGEST_TRAILER`], bit 1
+/// [`FLAG_OBJECT_DIGEST`], not both; other bits must be 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ObjectRequest {
     /// COPY (holder keeps it) or TAKE (holder deletes it after the [`Ack`]).
@@ -432,6 +439,8 @@ pub struct ObjectRequest {
     pub resume_offset: u64,
     /// Ask for a [`DigestTrailer`] after the data.
     pub digest_trailer: bool,
+    /// Ask for the Plasma digest of the whole object after the data ([`FLAG_OBJECT_DIGEST`]).
+    pub object_digest: bool,
 }
 
 impl ObjectRequest {
@@ -445,20 +454,29 @@ impl ObjectRequest {
             id,
             resume_offset: 0,
             digest_trailer: false,
+            object_digest: false,
         }
     }
 
     /// The flags byte.
     pub fn flags(&self) -> u8 {
+        let mut flags = 0;
         if self.digest_trailer {
-            FLAG_DIGEST_TRAILER
-        } else {
-            0
+            flags |= FLAG_DIGEST_TRAILER;
         }
+        if self.object_digest {
+            flags |= FLAG_OBJECT_DIGEST;
+        }
+        flags
     }
 
-    /// Appends the encoding (never fails; `Result` for symmetry with the other messages).
+    /// Appends the encoding; refuses both trailers at once.
     pub fn encode<B: BufMut>(&self, out: &mut B) -> Result<(), EncodeError> {
+        if self.digest_trailer && self.object_digest {
+            return Err(EncodeError::ConflictingFlags {
+                flags: self.flags(),
+            });
+        }
         out.put_u8(StreamKind::Object.code());
         out.put_u8(self.kind.code());
         out.put_slice(self.id.as_bytes());
@@ -476,14 +494,18 @@ impl ObjectRequest {
             let id = read.object_id()?;
             let resume_offset = read.u64()?;
             let flags = read.u8()?;
-            if flags & !FLAG_DIGEST_TRAILER != 0 {
+            if flags & !(FLAG_DIGEST_TRAILER | FLAG_OBJECT_DIGEST) != 0 {
                 return Err(Stop::Bad(DecodeError::ReservedFlags { flags }));
+            }
+            if flags & FLAG_DIGEST_TRAILER != 0 && flags & FLAG_OBJECT_DIGEST != 0 {
+                return Err(Stop::Bad(DecodeError::ConflictingFlags { flags }));
             }
             let request = ObjectRequest {
                 kind,
                 id,
                 resume_offset,
                 digest_trailer: flags & FLAG_DIGEST_TRAILER != 0,
+                object_digest: flags & FLAG_OBJECT_DIGEST != 0,
             };
             Ok((request, read.position()))
         })())

@@ -321,6 +321,7 @@ fn quic_object_stream_messages() {
         id: id(7),
         resume_offset: 0,
         digest_trailer: true,
+        object_digest: false,
     };
     let mut bytes = Vec::new();
     request.encode(&mut bytes).unwrap();
@@ -331,10 +332,16 @@ fn quic_object_stream_messages() {
         ObjectRequest::decode(&bytes),
         Ok(Some((request, bytes.len())))
     );
+    bytes[30] = 0x05;
+    assert_eq!(
+        ObjectRequest::decode(&bytes),
+        Err(DecodeError::ReservedFlags { flags: 0x05 })
+    );
+    // Bits 0 and 1 together ask for two trailers: refused.
     bytes[30] = 0x03;
     assert_eq!(
         ObjectRequest::decode(&bytes),
-        Err(DecodeError::ReservedFlags { flags: 0x03 })
+        Err(DecodeError::ConflictingFlags { flags: 0x03 })
     );
 
     let header = ObjectHeader::begin(0, 65_536);

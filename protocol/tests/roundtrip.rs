@@ -113,12 +113,14 @@ fn sync_report() -> impl Strategy<Value = SyncReport> {
 }
 
 fn object_request() -> impl Strategy<Value = ObjectRequest> {
-    (transfer_kind(), object_id(), any::<u64>(), any::<bool>()).prop_map(
-        |(kind, id, resume_offset, digest_trailer)| ObjectRequest {
+    // Trailer: none, the data's XXH64, or the whole object's digest (never both).
+    (transfer_kind(), object_id(), any::<u64>(), 0..3u8).prop_map(
+        |(kind, id, resume_offset, trailer)| ObjectRequest {
             kind,
             id,
             resume_offset,
-            digest_trailer,
+            digest_trailer: trailer == 1,
+            object_digest: trailer == 2,
         },
     )
 }

@@ -121,6 +121,7 @@ fn an_object_stream_decodes_message_by_message() {
     let mut from_puller = Vec::new();
     let request = ObjectRequest {
         digest_trailer: true,
+        object_digest: false,
         ..ObjectRequest::new(TransferKind::Take, distinct_ids(1, 0)[0])
     };
     request.encode(&mut from_puller).unwrap();

@@ -125,6 +125,19 @@ pub async fn serve_object<S: ObjectStore>(
         serve.encode_trailer(&mut trailer)?;
         send.write_message(&trailer, timeout).await?;
     }
+    if serve.wants_object_digest() {
+        // A resumed pull checks what it holds against the whole object: hash it off the
+        // async workers (a large object takes a while).
+        let (data, metadata) = (object.data.clone(), object.metadata.clone());
+        let digest = tokio::task::spawn_blocking(move || {
+            plasma_store::digest::object_digest(&data, &metadata)
+        })
+        .await
+        .map_err(|_| ServeError::ShuttingDown)?;
+        let mut trailer = Vec::with_capacity(8);
+        serve.encode_object_digest(digest, &mut trailer)?;
+        send.write_message(&trailer, timeout).await?;
+    }
     // Release our reference before a delete, so the store can free the object at once.
     let size = object.data.len() as u64 + object.metadata.len() as u64;
     drop(data);
@@ -160,7 +173,8 @@ pub async fn serve_object<S: ObjectStore>(
     };
     drop(take_claim);
     send.finish().await?;
-    debug!(object = %id, kind = %request.kind, bytes = size, ack = %ack, deleted, "served object");
+    debug!(object = %id, kind = %request.kind, bytes = size, offset = body.offset,
+        sent = body.len(), ack = %ack, deleted, "served object");
     Ok(Served::Sent { ack, deleted })
 }
 

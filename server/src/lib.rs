@@ -252,6 +252,10 @@ async fn serve<S: ObjectStore>(
         access: std::sync::RwLock::new(Arc::new(access)),
         legacy_networks: options.legacy_networks(),
         evict_for_incoming: options.evict_for_incoming,
+        retry: puller::RetryPolicy {
+            retries: options.retries,
+            backoff: Duration::from_millis(options.retry_backoff),
+        },
     });
     let accept = tokio::spawn(listener::accept_loop(node.clone(), endpoint.clone()));
 

@@ -11,6 +11,7 @@ use plasma_stream_transport::{Endpoint, ReadBudget};
 
 use crate::access::AccessPolicy;
 use crate::inflight::InFlightIds;
+use crate::puller::RetryPolicy;
 use crate::shutdown::Shutdown;
 
 /// Bytes of undecoded requests all streams of one server may hold together, beyond each
@@ -53,6 +54,8 @@ pub struct Node<S> {
     pub legacy_networks: Vec<ipnet::IpNet>,
     /// Whether an incoming object may evict sealed objects (`--evict-for-incoming`).
     pub evict_for_incoming: bool,
+    /// How transient failures of a pull are retried.
+    pub retry: RetryPolicy,
 }
 
 impl<S> Node<S> {

@@ -117,6 +117,16 @@ pub struct Options {
     #[arg(long, default_value_t = 30)]
     pub stream_timeout: u64,
 
+    /// Retries of an object after a transient failure (connection failed, reset or stalled,
+    /// peer restarted or draining). A retry resumes from the bytes already received.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+
+    /// Milliseconds before the first retry; doubled for each next one (at most 10 s), with
+    /// ±50 % jitter.
+    #[arg(long, default_value_t = 250)]
+    pub retry_backoff: u64,
+
     /// Seconds SIGINT/SIGTERM waits for transfers in flight before aborting them.
     #[arg(long, default_value_t = 10)]
     pub drain_timeout: u64,

@@ -3,25 +3,113 @@
 //! this file creates the object, writes the bytes straight into it as they arrive (one copy,
 //! hashing on the way), seals it, and acknowledges. Never holds a whole object in memory.
 //!
-//! Any failure after the object was created aborts it: nothing half-written stays in the store.
+//! **Faults.** A transient failure (the connection failed, reset or stalled; the peer
+//! restarted or is draining) is retried up to `--retries` times, after an exponential backoff
+//! with jitter, on the peer's pooled connection (redialed if it died): one stream per object at
+//! a time, never a burst of duplicates. If some data had arrived, the unsealed object is kept
+//! and the retry asks only for the rest (a resume at the data offset it holds), then compares
+//! the Plasma digest of everything received with the holder's digest of its whole object. An
+//! object that changed at the holder meanwhile (other sizes, or a digest that differs) is
+//! aborted and pulled again from 0, once; a second mismatch fails the object clearly.
+//!
+//! Any failure that is final aborts the unsealed object: nothing half-written stays.
+
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use plasma_store::digest::Digester;
 use plasma_store::{NewObject, ObjectStore};
-use plasma_stream_protocol::exchange::ObjectPull;
+use plasma_stream_protocol::exchange::{ExchangeError, ObjectPull};
 use plasma_stream_protocol::wire::ObjectOutcome;
 use plasma_stream_protocol::{ObjectId, Status, TransferKind};
 use plasma_stream_transport::Connection;
 use stream::pull::{self, PullError, Pulling, Started};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
+use crate::access::{Right, Who};
 use crate::error::local_store_status;
 use crate::node::{store_id, Node};
 use crate::shutdown::Phase;
 
-/// Pulls one object from `connection` into the local store. Always returns the object's
-/// outcome (the documented status and the bytes written into the store).
+/// Longest wait between two attempts, whatever the backoff doubled to.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// How transient failures are retried (`--retries`, `--retry-backoff`).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts after the first.
+    pub retries: u32,
+    /// The wait before the first retry; doubled for each next one (at most [`MAX_BACKOFF`]).
+    pub backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (1 for the first), with ±50 % jitter so that the
+    /// objects of a link that failed at once do not all come back at once.
+    pub fn delay(&self, retry: u32) -> Duration {
+        let doubled = self
+            .backoff
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(16));
+        doubled.min(MAX_BACKOFF).mul_f64(0.5 + fastrand::f64())
+    }
+
+    /// The longest a whole object can spend waiting between attempts.
+    pub fn total_backoff(&self) -> Duration {
+        (1..=self.retries)
+            .map(|retry| {
+                self.backoff
+                    .saturating_mul(1u32 << retry.saturating_sub(1).min(16))
+                    .min(MAX_BACKOFF)
+                    .mul_f64(1.5)
+            })
+            .sum()
+    }
+}
+
+/// Why a peer cannot serve this pull at all (every object of the peer request gets it).
+pub async fn connect_holder<S: ObjectStore>(
+    node: &Node<S>,
+    peer: SocketAddr,
+) -> Result<Connection, Status> {
+    let mut retry = 0;
+    loop {
+        match node.endpoint.pooled(peer).await {
+            Ok(connection) => return check_holder(node, connection),
+            Err(error) if retry < node.retry.retries => {
+                retry += 1;
+                let delay = node.retry.delay(retry);
+                info!(%peer, %error, retry, ?delay, "cannot connect to the peer; retrying");
+                tokio::time::sleep(delay).await;
+            }
+            Err(error) => {
+                warn!(%peer, %error, attempts = retry + 1, "cannot connect to the peer");
+                return Err(Status::PeerConnectionFailed);
+            }
+        }
+    }
+}
+
+/// The peer must not be this server, and must hold the `hold` right (a client's certificate,
+/// or any identity without it, must not plant objects here). Checked on every (re)connection:
+/// a restarted peer may present another certificate.
+fn check_holder<S>(node: &Node<S>, connection: Connection) -> Result<Connection, Status> {
+    if connection.peer_fingerprint() == Some(node.fingerprint) {
+        warn!("refusing a peer request whose peer is this server (same certificate)");
+        return Err(Status::PeerConnectionFailed);
+    }
+    let holder = Who::Authenticated(connection.peer_fingerprint());
+    if !node.access().allows(holder, Right::Hold) {
+        warn!(%holder, "refused the peer as a holder: the access policy does not grant `hold`");
+        return Err(Status::NotPermitted);
+    }
+    Ok(connection)
+}
+
+/// Pulls one object from `peer` into the local store, starting on `connection`. Always returns
+/// the object's outcome (the documented status and the bytes written into the store).
 pub async fn pull_object<S: ObjectStore>(
     node: &Node<S>,
+    peer: SocketAddr,
     connection: &Connection,
     kind: TransferKind,
     id: ObjectId,
@@ -29,69 +117,265 @@ pub async fn pull_object<S: ObjectStore>(
     let _transfer = node.shutdown.transfer();
     let started = std::time::Instant::now();
     let outcome = tokio::select! {
-        outcome = exchange(node, connection, kind, id) => outcome,
-        // Abort phase: dropping the exchange drops (and so aborts) any unsealed object.
+        outcome = pull_with_retries(node, peer, connection.clone(), kind, id) => outcome,
+        // Abort phase: dropping the pull drops (and so aborts) any unsealed object.
         _ = node.shutdown.reached(Phase::Aborting) => {
             ObjectOutcome { id, status: Status::PeerRequestFailed, bytes_moved: 0 }
         }
     };
-    debug!(object = %id, %kind, peer = %connection.remote_addr(), status = %outcome.status,
+    debug!(object = %id, %kind, %peer, status = %outcome.status,
         bytes = outcome.bytes_moved, elapsed_ms = started.elapsed().as_millis() as u64, "pulled");
     outcome
 }
 
-async fn exchange<S: ObjectStore>(
+/// What an attempt left for the next one.
+struct Partial {
+    object: NewObject,
+    digester: Digester,
+    /// Data bytes `[0, data_received)` are in `object` and fed to `digester`.
+    data_received: u64,
+    data_size: u64,
+    metadata_size: u64,
+}
+
+/// How one attempt ended.
+enum Attempt {
+    /// Final: the outcome to report.
+    Done(ObjectOutcome),
+    /// Transient: retry (resuming from `partial`, if any); `status` is what to report if
+    /// no retry is left.
+    Retry {
+        error: String,
+        status: Status,
+        partial: Option<Partial>,
+    },
+    /// The holder's object is not the one we hold part of: start over from 0.
+    StartOver { error: String },
+}
+
+async fn pull_with_retries<S: ObjectStore>(
+    node: &Node<S>,
+    peer: SocketAddr,
+    mut connection: Connection,
+    kind: TransferKind,
+    id: ObjectId,
+) -> ObjectOutcome {
+    let mut partial: Option<Partial> = None;
+    let mut started_over = false;
+    let mut retry = 0;
+    loop {
+        let (error, last_status) = match attempt(node, &connection, kind, id, partial.take()).await
+        {
+            Attempt::Done(outcome) => {
+                if retry > 0 {
+                    info!(object = %id, status = %outcome.status, attempts = retry + 1, "pulled after retrying");
+                }
+                return outcome;
+            }
+            Attempt::Retry {
+                error,
+                status,
+                partial: kept,
+            } => {
+                partial = kept;
+                (error, status)
+            }
+            Attempt::StartOver { error } if !started_over => {
+                // Once: an object that keeps changing under us is not one we can pull.
+                started_over = true;
+                warn!(object = %id, %error, "the holder's object changed; pulling it again from 0");
+                continue;
+            }
+            Attempt::StartOver { error } => {
+                warn!(object = %id, %error, "the holder's object changed again; giving up");
+                return failed(id, Status::PeerRequestFailed);
+            }
+        };
+        if retry >= node.retry.retries {
+            warn!(object = %id, %peer, attempts = retry + 1, last_error = %error, "giving up on the object");
+            if let Some(partial) = partial {
+                abort(partial.object).await;
+            }
+            return failed(id, last_status);
+        }
+        retry += 1;
+        // The connection may be dead without knowing it (a peer that restarted cannot reset
+        // it): the retry dials anew, while exchanges still moving on it go on.
+        node.endpoint.pool().forget(peer, &connection);
+        let delay = node.retry.delay(retry);
+        let resume_at = partial.as_ref().map_or(0, |p| p.data_received);
+        info!(object = %id, %peer, %error, retry, ?delay, resume_at, "transient failure; retrying");
+        tokio::time::sleep(delay).await;
+        match node.endpoint.pooled(peer).await {
+            Ok(fresh) => match check_holder(node, fresh) {
+                Ok(fresh) => connection = fresh,
+                Err(status) => {
+                    if let Some(partial) = partial {
+                        abort(partial.object).await;
+                    }
+                    return failed(id, status);
+                }
+            },
+            // Counts as a failed attempt: the next turn of the loop gives up or waits again
+            // (on the old connection, which is as good as any while the peer is away).
+            Err(error) => {
+                info!(object = %id, %peer, %error, "cannot reconnect to the peer");
+            }
+        }
+    }
+}
+
+fn failed(id: ObjectId, status: Status) -> ObjectOutcome {
+    ObjectOutcome {
+        id,
+        status,
+        bytes_moved: 0,
+    }
+}
+
+/// Whether a failure is worth another attempt: the link or the peer failed, not the
+/// protocol.
+fn is_transient(error: &PullError) -> bool {
+    match error {
+        PullError::Transport(_) => true,
+        PullError::Exchange(exchange) => matches!(
+            exchange,
+            ExchangeError::ShortBody { .. } | ExchangeError::Truncated { .. }
+        ),
+    }
+}
+
+/// One attempt: a fresh pull, or the rest of `partial`.
+async fn attempt<S: ObjectStore>(
     node: &Node<S>,
     connection: &Connection,
     kind: TransferKind,
     id: ObjectId,
-) -> ObjectOutcome {
-    let failed = |status| ObjectOutcome {
-        id,
-        status,
-        bytes_moved: 0,
+    partial: Option<Partial>,
+) -> Attempt {
+    // Plain values: a reference to the partial object must not live across an await (its
+    // store writer is `Send`, not `Sync`).
+    let resume = partial
+        .as_ref()
+        .filter(|p| p.data_received > 0)
+        .map(|p| (p.data_received, p.data_size, p.metadata_size));
+    let request = match resume {
+        Some((offset, data_size, metadata_size)) => {
+            ObjectPull::resume(kind, id, offset, data_size, metadata_size).with_object_digest()
+        }
+        None => ObjectPull::new(kind, id),
     };
-    let peer = connection.remote_addr();
-    let mut pulling =
-        match pull::start(connection, ObjectPull::new(kind, id), node.idle_timeout).await {
-            Ok(Started::Begin(pulling)) => *pulling,
-            Ok(Started::Refused(status)) => return failed(status.as_reported_by_puller()),
-            Err(error) => {
-                warn!(object = %id, %peer, %error, "object request failed");
-                return failed(error.status());
+    let resuming = resume.is_some();
+    let mut pulling = match pull::start(connection, request, node.idle_timeout).await {
+        Ok(Started::Begin(pulling)) => *pulling,
+        // A TAKE in progress holds the object at the holder: it ends (the object gone: 0x71
+        // next time) or fails (the object stays), e.g. a TAKE of ours whose puller died and
+        // whose stream the holder has not yet timed out. Worth waiting for, within the budget.
+        Ok(Started::Refused(Status::BeingDeleted)) => {
+            return Attempt::Retry {
+                error: "a TAKE in progress at the holder claims the object (0x70)".into(),
+                status: Status::BeingDeleted,
+                partial,
             }
-        };
+        }
+        Ok(Started::Refused(status)) => {
+            if let Some(partial) = partial {
+                abort(partial.object).await;
+            }
+            return Attempt::Done(failed(id, status.as_reported_by_puller()));
+        }
+        Err(PullError::Exchange(error @ ExchangeError::ObjectChanged { .. })) => {
+            if let Some(partial) = partial {
+                abort(partial.object).await;
+            }
+            return Attempt::StartOver {
+                error: error.to_string(),
+            };
+        }
+        Err(error) if is_transient(&error) => {
+            return Attempt::Retry {
+                error: error.to_string(),
+                status: error.status(),
+                partial,
+            }
+        }
+        Err(error) => {
+            warn!(object = %id, peer = %connection.remote_addr(), %error, "object request failed");
+            if let Some(partial) = partial {
+                abort(partial.object).await;
+            }
+            return Attempt::Done(failed(id, error.status()));
+        }
+    };
     let body = pulling.body();
-    let mut object = match node
-        .store
-        .create(store_id(id), body.data_size, body.metadata_size)
-        .await
-    {
-        Ok(object) => object,
-        Err(error) => {
-            let status = local_store_status(&error);
-            warn!(object = %id, %error, "cannot create the object in the local store");
-            // Tell the holder (a TAKE keeps its copy), then drop the exchange.
-            pulling.give_up(status).await;
-            return failed(status);
+    let mut partial = match partial {
+        // The holder honoured the resume, or started over (offset 0) on the same object
+        // (its sizes were checked against ours): either way, continue in the object we have.
+        Some(mut partial) => {
+            if body.offset == 0 {
+                partial.digester = Digester::new(body.data_size);
+                partial.data_received = 0;
+            }
+            partial
         }
+        None => match create(node, id, body.data_size, body.metadata_size).await {
+            Ok(object) => Partial {
+                object,
+                digester: Digester::new(body.data_size),
+                data_received: 0,
+                data_size: body.data_size,
+                metadata_size: body.metadata_size,
+            },
+            Err(status) => {
+                // Tell the holder (a TAKE keeps its copy), then drop the exchange.
+                pulling.give_up(status).await;
+                return Attempt::Done(failed(id, status));
+            }
+        },
     };
-
-    if node.prefault {
-        crate::prefault::populate_in_background(object.data_mut());
+    if node.prefault && partial.data_received == 0 {
+        crate::prefault::populate_in_background(partial.object.data_mut());
     }
-    let digest = match receive_body(&mut pulling, &mut object, body.data_size).await {
-        Ok(digest) => digest,
-        Err(error) => {
-            warn!(object = %id, %peer, %error, "receiving the object failed; aborting it");
-            abort(object).await;
-            return failed(error.status());
+
+    let received = receive_body(&mut pulling, &mut partial).await;
+    if let Err(error) = received {
+        let peer = connection.remote_addr();
+        if is_transient(&error) {
+            return Attempt::Retry {
+                error: error.to_string(),
+                status: error.status(),
+                partial: Some(partial),
+            };
         }
-    };
+        warn!(object = %id, %peer, %error, "receiving the object failed; aborting it");
+        abort(partial.object).await;
+        return Attempt::Done(failed(id, error.status()));
+    }
+    let Partial {
+        mut object,
+        digester,
+        ..
+    } = partial;
+    let digest = digester.finish(object.metadata_mut());
+    if resuming {
+        if let Some(holder) = pulling.holder_object_digest() {
+            if holder != digest {
+                pulling.give_up(Status::PeerRequestFailed).await;
+                abort(object).await;
+                return Attempt::StartOver {
+                    error: format!(
+                        "the resumed object's digest {} differs from the holder's {}",
+                        hex::encode(digest),
+                        hex::encode(holder)
+                    ),
+                };
+            }
+        }
+    }
     if let Err(error) = object.seal(digest).await {
         warn!(object = %id, %error, "sealing failed");
         let _ = pulling.finish(Status::StoreError).await;
-        return failed(Status::StoreError);
+        return Attempt::Done(failed(id, Status::StoreError));
     }
     match pulling.finish(Status::Success).await {
         Ok(Some(status)) if !status.is_success() => {
@@ -101,26 +385,51 @@ async fn exchange<S: ObjectStore>(
         // The object is sealed here; without our Ack a TAKE's holder keeps its copy.
         Err(error) => warn!(object = %id, %error, "acknowledgement or delete result failed"),
     }
-    ObjectOutcome {
+    Attempt::Done(ObjectOutcome {
         id,
         status: Status::Success,
         bytes_moved: body.data_size + body.metadata_size,
-    }
+    })
 }
 
-/// Metadata, then data, straight into the created object; returns the Plasma digest, computed
-/// chunk by chunk as the data arrives (no second pass over the object).
-async fn receive_body(
-    pulling: &mut Pulling,
-    object: &mut NewObject,
+/// Creates the object in the local store. Without `--evict-for-incoming` the store may not
+/// evict for it: an object that does not fit fails with 0x64, and nothing here is lost.
+async fn create<S: ObjectStore>(
+    node: &Node<S>,
+    id: ObjectId,
     data_size: u64,
-) -> Result<[u8; 8], PullError> {
-    pulling.read_metadata(object.metadata_mut()).await?;
-    let mut digester = Digester::new(data_size);
-    pulling
-        .read_data(object.data_mut(), |chunk| digester.update(chunk))
-        .await?;
-    Ok(digester.finish(object.metadata_mut()))
+    metadata_size: u64,
+) -> Result<NewObject, Status> {
+    node.store
+        .create(store_id(id), data_size, metadata_size)
+        .await
+        .map_err(|error| {
+            let status = local_store_status(&error);
+            warn!(object = %id, %error, "cannot create the object in the local store");
+            status
+        })
+}
+
+/// Metadata, then data from the body's offset, straight into the object, feeding the digest
+/// as the data arrives (no second pass over the object). On failure `partial` says how much
+/// data arrived, for a resume.
+async fn receive_body(pulling: &mut Pulling, partial: &mut Partial) -> Result<(), PullError> {
+    pulling.read_metadata(partial.object.metadata_mut()).await?;
+    let offset = usize::try_from(partial.data_received).unwrap_or(usize::MAX);
+    let Partial {
+        object,
+        digester,
+        data_received,
+        ..
+    } = partial;
+    let target = object.data_mut().get_mut(offset..).unwrap_or_default();
+    let result = pulling
+        .read_data(target, |chunk| {
+            digester.update(chunk);
+            *data_received += chunk.len() as u64;
+        })
+        .await;
+    result
 }
 
 async fn abort(object: NewObject) {

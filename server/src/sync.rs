@@ -22,7 +22,7 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::access::{Right, Who};
 use crate::inflight::Claim;
 use crate::node::{store_id, Node};
-use crate::puller::pull_object;
+use crate::puller::{connect_holder, pull_object};
 
 /// One object of a peer request, before it moves.
 enum Pending {
@@ -98,6 +98,7 @@ fn prepare<S>(node: &Node<S>, peer_request: &PeerRequest) -> Vec<Pending> {
 /// concurrency, so the store calls of a large SYNC overlap), otherwise pulled.
 async fn check_and_pull<S: ObjectStore>(
     node: &Node<S>,
+    peer: std::net::SocketAddr,
     connection: &Connection,
     kind: TransferKind,
     claim: Claim,
@@ -110,7 +111,7 @@ async fn check_and_pull<S: ObjectStore>(
     };
     let outcome = match already_here(node, id).await {
         Some(status) => done(status),
-        None => pull_object(node, connection, kind, id).await,
+        None => pull_object(node, peer, connection, kind, id).await,
     };
     drop(claim);
     outcome
@@ -182,23 +183,10 @@ async fn run_peer_request<S: ObjectStore>(
         warn!("refusing a peer request whose peer is this server");
         return fail_remaining(&node, pending, Status::PeerConnectionFailed).await;
     }
-    let connection = match node.endpoint.pooled(peer).await {
+    let connection = match connect_holder(&node, peer).await {
         Ok(connection) => connection,
-        Err(error) => {
-            warn!(%error, "cannot connect to the peer");
-            return fail_remaining(&node, pending, Status::PeerConnectionFailed).await;
-        }
+        Err(status) => return fail_remaining(&node, pending, status).await,
     };
-    if connection.peer_fingerprint() == Some(node.fingerprint) {
-        warn!("refusing a peer request whose peer is this server (same certificate)");
-        return fail_remaining(&node, pending, Status::PeerConnectionFailed).await;
-    }
-    let holder = Who::Authenticated(connection.peer_fingerprint());
-    if !node.access().allows(holder, Right::Hold) {
-        // A client's certificate (or any identity without `hold`) must not plant objects here.
-        warn!(%holder, "refused the peer as a holder: the access policy does not grant `hold`");
-        return fail_remaining(&node, pending, Status::NotPermitted).await;
-    }
 
     let total = pending.len();
     let pulls = stream::iter(pending.into_iter().enumerate())
@@ -208,7 +196,9 @@ async fn run_peer_request<S: ObjectStore>(
             async move {
                 let outcome = match pending {
                     Pending::Done(outcome) => outcome,
-                    Pending::ToPull(claim) => check_and_pull(node, connection, kind, claim).await,
+                    Pending::ToPull(claim) => {
+                        check_and_pull(node, peer, connection, kind, claim).await
+                    }
                 };
                 (index, outcome)
             }

@@ -143,6 +143,38 @@ impl Process {
         }
     }
 
+    /// Sends `signal` (e.g. `libc::SIGSTOP`, `libc::SIGCONT`) without waiting.
+    pub fn signal(&self, signal: libc::c_int) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, signal);
+            }
+        }
+    }
+
+    /// SIGKILLs the process and reaps it: a crash, with no chance to clean up.
+    pub fn kill_now(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Bytes of shared memory the process has touched (`RssShmem` of /proc/PID/status): a
+    /// server writing an arriving object into a store's mapping grows it page by page, which
+    /// is how a test learns that a transfer is under way without asking the process.
+    pub fn shared_memory_touched(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("RssShmem:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    }
+
     /// Waits up to `timeout` for the process to exit by itself; whether it did.
     pub fn wait_exit(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
@@ -385,6 +417,18 @@ impl RealStore {
             _dir: dir,
         }
     }
+}
+
+/// Objects of the store at `socket` that are created but not sealed (a transfer's leftovers).
+pub fn unsealed(socket: &Path) -> Vec<ObjectId> {
+    let mut store = store_client(socket);
+    store
+        .list()
+        .expect("list the store")
+        .into_iter()
+        .filter(|info| info.digest.is_none())
+        .map(|info| ObjectId::from_bytes(info.object_id.0))
+        .collect()
 }
 
 /// A Plasma client on `socket` (retries briefly while the store starts).

@@ -186,6 +186,18 @@ impl Connection {
 
     /// Closes the connection: QUIC sends CONNECTION_CLOSE (streams in flight fail); TCP drops
     /// idle sockets and dials no more (busy sockets finish their exchange).
+    /// Whether `other` is a handle to this very connection (not just one to the same peer).
+    pub fn is_same(&self, other: &Connection) -> bool {
+        match (&self.inner, &other.inner) {
+            (Inner::Quic { connection: a, .. }, Inner::Quic { connection: b, .. }) => {
+                a.stable_id() == b.stable_id()
+            }
+            (Inner::TcpClient(a), Inner::TcpClient(b)) => Arc::ptr_eq(a, b),
+            (Inner::TcpServer(a), Inner::TcpServer(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     pub fn close(&self) {
         match &self.inner {
             Inner::Quic { connection, .. } => {

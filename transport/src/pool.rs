@@ -60,6 +60,26 @@ impl ConnectionPool {
         }
     }
 
+    /// Stops handing out `connection` for `peer` (if it is still the cached one), without
+    /// closing it: exchanges still running on it go on, and the next request dials anew. For
+    /// a connection that may be dead (a stalled exchange, a peer that restarted and cannot
+    /// tell us), where closing it would also end the exchanges that still work.
+    pub fn forget(&self, peer: SocketAddr, connection: &Connection) {
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&peer)
+            .cloned();
+        if let Some(slot) = slot {
+            if let Ok(mut cached) = slot.try_lock() {
+                if cached.as_ref().is_some_and(|c| c.is_same(connection)) {
+                    *cached = None;
+                }
+            }
+        }
+    }
+
     /// Closes and forgets every cached connection.
     pub fn clear(&self) {
         let slots: Vec<_> = self

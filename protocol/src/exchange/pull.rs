@@ -102,6 +102,7 @@ pub struct ObjectPull {
     state: State,
     received: u64,
     digest: Option<DataDigest>,
+    holder_digest: Option<[u8; 8]>,
 }
 
 impl ObjectPull {
@@ -133,13 +134,30 @@ impl ObjectPull {
             state: State::Header,
             received: 0,
             digest: None,
+            holder_digest: None,
         }
     }
 
     /// Asks the holder for an XXH64 trailer of the data it sends, checked on arrival.
     pub fn with_digest_trailer(mut self) -> Self {
         self.request.digest_trailer = true;
+        self.request.object_digest = false;
         self
+    }
+
+    /// Asks the holder for the Plasma digest of its whole object after the data
+    /// ([`ObjectPull::holder_object_digest`]): what a resumed pull compares with the digest
+    /// of everything it received, over all attempts.
+    pub fn with_object_digest(mut self) -> Self {
+        self.request.object_digest = true;
+        self.request.digest_trailer = false;
+        self
+    }
+
+    /// The holder's Plasma digest of its whole object, once its trailer arrived (only when
+    /// asked for with [`ObjectPull::with_object_digest`]).
+    pub fn holder_object_digest(&self) -> Option<[u8; 8]> {
+        self.holder_digest
     }
 
     /// The request this exchange sends.
@@ -295,6 +313,12 @@ impl ObjectPull {
         let Some((trailer, used)) = DigestTrailer::decode(buf)? else {
             return Ok(None);
         };
+        if self.request.object_digest {
+            // The whole object's digest: the driver compares it with what it computed.
+            self.holder_digest = Some(trailer.xxh64.to_le_bytes());
+            self.state = State::Acknowledge;
+            return Ok(Some(used));
+        }
         let received = self.digest.as_ref().map_or(0, DataDigest::finish);
         if trailer.xxh64 != received {
             self.state = State::Done;
@@ -385,7 +409,7 @@ impl ObjectPull {
             };
         }
         if self.state == (State::Data { left: 0 }) {
-            self.state = if self.request.digest_trailer {
+            self.state = if self.request.digest_trailer || self.request.object_digest {
                 State::Trailer
             } else {
                 State::Acknowledge

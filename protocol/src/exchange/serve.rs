@@ -5,7 +5,7 @@ use bytes::BufMut;
 use super::policy::{self, Lookup, WireFormat};
 use super::pull::Body;
 use super::ExchangeError;
-use crate::wire::{Ack, DataDigest, DeleteResult, ObjectHeader, ObjectRequest};
+use crate::wire::{Ack, DataDigest, DeleteResult, DigestTrailer, ObjectHeader, ObjectRequest};
 use crate::{ObjectId, Status, TransferKind};
 
 /// What the holder does with its object once the puller's Ack arrived.
@@ -204,7 +204,13 @@ impl ObjectServe {
     /// Whether the request asked for a digest trailer and the data is all sent: append it
     /// with [`ObjectServe::encode_trailer`].
     pub fn wants_trailer(&self) -> bool {
-        self.state == State::Trailer
+        self.state == State::Trailer && self.request.digest_trailer
+    }
+
+    /// Whether the request asked for the whole object's digest and the data is all sent:
+    /// append it with [`ObjectServe::encode_object_digest`].
+    pub fn wants_object_digest(&self) -> bool {
+        self.state == State::Trailer && self.request.object_digest
     }
 
     /// Appends the digest trailer of the data sent.
@@ -213,6 +219,24 @@ impl ObjectServe {
             return Err(self.out_of_order("the digest trailer"));
         };
         digest.trailer().encode(out)?;
+        self.state = State::AwaitingAck;
+        Ok(())
+    }
+
+    /// Appends the Plasma digest of the whole object (the holder computes it from its store's
+    /// bytes; the machine only places it).
+    pub fn encode_object_digest<B: BufMut>(
+        &mut self,
+        digest: [u8; 8],
+        out: &mut B,
+    ) -> Result<(), ExchangeError> {
+        if !self.wants_object_digest() {
+            return Err(self.out_of_order("the object digest"));
+        }
+        DigestTrailer {
+            xxh64: u64::from_le_bytes(digest),
+        }
+        .encode(out)?;
         self.state = State::AwaitingAck;
         Ok(())
     }
@@ -274,7 +298,7 @@ impl ObjectServe {
             };
         }
         if self.state == (State::Data { left: 0 }) {
-            self.state = if self.request.digest_trailer {
+            self.state = if self.request.digest_trailer || self.request.object_digest {
                 State::Trailer
             } else {
                 State::AwaitingAck

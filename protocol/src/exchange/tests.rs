@@ -39,6 +39,11 @@ fn holder_sends(request: ObjectRequest, data: &[u8], metadata: &[u8]) -> (Object
     if serve.wants_trailer() {
         serve.encode_trailer(&mut wire).expect("trailer");
     }
+    if serve.wants_object_digest() {
+        serve
+            .encode_object_digest(*b"PLASMA-D", &mut wire)
+            .expect("object digest");
+    }
     (serve, wire)
 }
 
@@ -443,4 +448,34 @@ fn the_end_of_the_stream_means_what_the_step_says() {
             message: "delete result"
         }
     );
+}
+
+#[test]
+fn a_resume_can_ask_for_the_whole_objects_digest() {
+    let data: Vec<u8> = (0..50u8).collect();
+    let mut pull = ObjectPull::resume(TransferKind::Take, id(), 20, 50, 0).with_object_digest();
+    assert!(pull.request().object_digest && !pull.request().digest_trailer);
+    let (mut serve, wire) = holder_sends(*pull.request(), &data, b"");
+    let (_, _, rest) = puller_receives(&mut pull, &wire).expect("resumed");
+    assert_eq!(rest, &data[20..]);
+    assert_eq!(pull.holder_object_digest(), Some(*b"PLASMA-D"));
+    let mut ack = Vec::new();
+    pull.acknowledge(Status::Success, &mut ack).expect("ack");
+    assert_eq!(serve.on_ack(&ack), Ok(Some((AckVerdict::Delete, 1))));
+}
+
+#[test]
+fn one_exchange_has_one_trailer() {
+    let mut request = ObjectRequest::new(TransferKind::Copy, id());
+    request.digest_trailer = true;
+    request.object_digest = true;
+    assert!(request.encode(&mut Vec::new()).is_err());
+    let mut bytes = Vec::new();
+    ObjectRequest::new(TransferKind::Copy, id())
+        .encode(&mut bytes)
+        .expect("plain request");
+    if let Some(flags) = bytes.last_mut() {
+        *flags = 0x03;
+    }
+    assert!(ObjectRequest::decode(&bytes).is_err());
 }

@@ -1,0 +1,293 @@
+//! Faults in the middle of a transfer, with real processes and real stores: a 512 MiB object
+//! and small ones in one SYNC, COPY and TAKE; after each fault the SYNC answers with the right
+//! status per object, both stores hold what they should (no object lost by TAKE, nothing
+//! unsealed), the data is byte-exact, and an interrupted large object resumes where it was
+//! cut instead of starting over.
+
+use std::time::{Duration, Instant};
+
+use plasma_stream_tests::{
+    client, contains, oid, put, unsealed, verify, ObjectId, RealStore, Server, ServerConfig,
+};
+use stream::{PeerRequest, Status, TransferKind};
+
+const MIB: u64 = 1 << 20;
+const LARGE: u64 = 512 * MIB;
+const SMALL: u64 = 4096;
+
+/// The destination gives up on a silent stream after 1 s and retries quickly.
+fn patient_destination(config: ServerConfig) -> ServerConfig {
+    config.with_args(&[
+        "--stream-timeout",
+        "1",
+        "--retries",
+        "6",
+        "--retry-backoff",
+        "100",
+    ])
+}
+
+fn objects(tag: u8) -> Vec<(ObjectId, u64, usize)> {
+    let mut objects = vec![(oid(tag, 0), LARGE, 16)];
+    objects.extend((1..=3).map(|n| (oid(tag, n), SMALL, 2)));
+    objects
+}
+
+fn peer_request(kind: TransferKind, from: std::net::SocketAddr, tag: u8) -> Vec<PeerRequest> {
+    let ids = objects(tag).iter().map(|o| o.0).collect();
+    vec![PeerRequest::new(kind, from, ids)]
+}
+
+/// Waits until the destination has written at least `bytes` more into store memory than when
+/// called: the large object is then partly there.
+fn wait_until_read(destination: &Server, bytes: u64) {
+    let start = destination.process.shared_memory_touched();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while destination.process.shared_memory_touched() < start + bytes {
+        assert!(Instant::now() < deadline, "the transfer did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A resume offset the destination logged, that a holder then served from: the resumed
+/// exchange sent only the rest (a retry may be logged at several offsets when an attempt
+/// itself is cut; one of them must have been served).
+fn resumed_offset(destination: &Server, holder_logs: &[String]) -> u64 {
+    let log = destination.process.log();
+    let logged: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("transient failure; retrying"))
+        .filter_map(|l| l.split("resume_at=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|n| n.parse::<u64>().ok())
+        .filter(|&n| n > 0)
+        .collect();
+    assert!(!logged.is_empty(), "no resumed retry logged:\n{log}");
+    let served: Vec<u64> = holder_logs
+        .iter()
+        .filter(|l| l.contains("served object"))
+        .filter_map(|l| l.split(" offset=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|n| n.parse::<u64>().ok())
+        .filter(|&n| n > 0)
+        .collect();
+    served
+        .iter()
+        .copied()
+        .find(|offset| logged.contains(offset))
+        .unwrap_or_else(|| {
+            panic!("no holder served from a logged resume offset: logged {logged:?}, served {served:?}")
+        })
+}
+
+fn check_after(kind: TransferKind, source_socket: &std::path::Path, destination: &Server, tag: u8) {
+    for (id, data, metadata) in objects(tag) {
+        verify(&mut destination.store(), id, data, metadata);
+        let at_source = contains(&mut plasma_stream_tests::store_client(source_socket), id);
+        match kind {
+            TransferKind::Copy => assert!(at_source, "COPY keeps {id}"),
+            TransferKind::Take => assert!(!at_source, "TAKE removed {id} after its Ack"),
+        }
+    }
+    assert!(
+        unsealed(&destination.socket).is_empty(),
+        "unsealed leftovers"
+    );
+    assert!(unsealed(source_socket).is_empty());
+}
+
+/// The source stops answering (SIGSTOP) for longer than the stream timeout, then continues:
+/// the destination retries and resumes the large object from the bytes it has.
+#[tokio::test(flavor = "multi_thread")]
+async fn heavy_source_stopped_then_continued_resumes() {
+    for (kind, tag) in [(TransferKind::Copy, 70), (TransferKind::Take, 71)] {
+        let source = Server::embedded(LARGE + 64 * MIB);
+        let destination = Server::start(patient_destination(ServerConfig::embedded(
+            LARGE + 64 * MIB,
+        )));
+        for (id, data, metadata) in objects(tag) {
+            put(&mut source.store(), id, data, metadata);
+        }
+        let first = client(destination.addr).await;
+        let request = peer_request(kind, source.addr, tag);
+        let sync = tokio::spawn(async move { first.sync(request).await });
+        wait_until_read(&destination, 64 * MIB);
+        source.process.signal(libc::SIGSTOP);
+        std::thread::sleep(Duration::from_millis(2500));
+        source.process.signal(libc::SIGCONT);
+        let report = tokio::time::timeout(Duration::from_secs(120), sync)
+            .await
+            .expect("the SYNC answers within its bound")
+            .unwrap()
+            .unwrap();
+        assert!(
+            report.is_success(),
+            "{kind}: {report:?}\n{}",
+            destination.process.log()
+        );
+        let holder_log: Vec<String> = source.process.log().lines().map(String::from).collect();
+        let offset = resumed_offset(&destination, &holder_log);
+        assert!(offset < LARGE);
+        check_after(kind, &source.socket, &destination, tag);
+    }
+}
+
+/// The source server is killed (its store lives on) and restarted on the same port: the
+/// destination's pooled connection is dead without knowing it; the retry dials the new
+/// server and resumes.
+async fn source_killed_and_restarted(store: RealStore, kind: TransferKind, tag: u8) {
+    {
+        let mut source = Server::start(ServerConfig::on_socket(&store.socket));
+        let port = source.addr.port();
+        let destination = Server::start(patient_destination(ServerConfig::embedded(
+            LARGE + 64 * MIB,
+        )));
+        for (id, data, metadata) in objects(tag) {
+            put(&mut source.store(), id, data, metadata);
+        }
+        let first = client(destination.addr).await;
+        let request = peer_request(kind, source.addr, tag);
+        let sync = tokio::spawn(async move { first.sync(request).await });
+        wait_until_read(&destination, 64 * MIB);
+        source.process.kill_now();
+        let mut config = ServerConfig::on_socket(&store.socket);
+        config.port = port;
+        let restarted = Server::start(config);
+        let report = tokio::time::timeout(Duration::from_secs(120), sync)
+            .await
+            .expect("the SYNC answers within its bound")
+            .unwrap()
+            .unwrap();
+        assert!(
+            report.is_success(),
+            "{kind}: {report:?}\n{}",
+            destination.process.log()
+        );
+        let holder_log: Vec<String> = restarted.process.log().lines().map(String::from).collect();
+        resumed_offset(&destination, &holder_log);
+        check_after(kind, &store.socket, &destination, tag);
+        // The survivors serve the next SYNC.
+        let next = oid(tag, 99);
+        put(&mut restarted.store(), next, SMALL, 0);
+        let again = client(destination.addr).await;
+        let report = again
+            .sync(vec![PeerRequest::Copy {
+                from: restarted.addr,
+                objects: vec![next],
+            }])
+            .await
+            .unwrap();
+        assert!(report.is_success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heavy_source_killed_and_restarted_resumes_on_our_store() {
+    for (kind, tag) in [(TransferKind::Copy, 72), (TransferKind::Take, 73)] {
+        source_killed_and_restarted(RealStore::ours(LARGE + 64 * MIB), kind, tag).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs pyarrow 11's plasma_store (.ci/run provides it)"]
+async fn heavy_source_killed_and_restarted_resumes_on_pyarrows_store() {
+    for (kind, tag) in [(TransferKind::Copy, 74), (TransferKind::Take, 75)] {
+        source_killed_and_restarted(RealStore::start(LARGE + 64 * MIB), kind, tag).await;
+    }
+}
+
+/// The destination server is killed in the middle: its store frees the unsealed object (no
+/// leftover), the source keeps everything (a TAKE loses nothing without an Ack), and a
+/// destination restarted on the same store completes the same SYNC.
+async fn destination_killed_and_restarted(store: RealStore, kind: TransferKind, tag: u8) {
+    // The source notices a dead puller after 2 s without progress; until then it holds the
+    // interrupted TAKE's claim (0x70 to anyone asking), which the retries wait out.
+    let source = Server::start(
+        ServerConfig::embedded(LARGE + 64 * MIB).with_args(&["--stream-timeout", "2"]),
+    );
+    let mut destination = Server::start(ServerConfig::on_socket(&store.socket));
+    for (id, data, metadata) in objects(tag) {
+        put(&mut source.store(), id, data, metadata);
+    }
+    // A client that notices a dead server after 3 s of silence (QUIC's idle timeout, with
+    // keep-alives meanwhile): the default of a minute would only make the test slow.
+    let watchful = stream::Client::builder()
+        .insecure()
+        .transport_config(plasma_stream_transport::TransportConfig {
+            idle_timeout: Duration::from_secs(3),
+            ..Default::default()
+        })
+        .connect(destination.addr)
+        .await
+        .unwrap();
+    let request = peer_request(kind, source.addr, tag);
+    let sync = tokio::spawn(async move { watchful.sync(request).await });
+    wait_until_read(&destination, 64 * MIB);
+    destination.process.kill_now();
+    let answer = tokio::time::timeout(Duration::from_secs(30), sync)
+        .await
+        .expect("the client learns within its idle timeout that its server died")
+        .unwrap();
+    assert!(answer.is_err(), "no report from a dead server: {answer:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !unsealed(&store.socket).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the store kept the unsealed object"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (large, _, _) = objects(tag)[0];
+    assert!(!contains(
+        &mut plasma_stream_tests::store_client(&store.socket),
+        large
+    ));
+    // No Ack, no delete: the large object is still at the source; small ones that arrived
+    // before the kill may have moved; none exists nowhere.
+    assert!(contains(&mut source.store(), large), "no Ack, no delete");
+    for (id, _, _) in objects(tag) {
+        let at_destination = contains(&mut plasma_stream_tests::store_client(&store.socket), id);
+        assert!(
+            contains(&mut source.store(), id) || at_destination,
+            "{id} lost"
+        );
+    }
+
+    let destination = Server::start(patient_destination(ServerConfig::on_socket(&store.socket)));
+    let again = client(destination.addr).await;
+    let report = again
+        .sync(peer_request(kind, source.addr, tag))
+        .await
+        .unwrap();
+    // Small objects may have arrived before the kill: "already in store" is their answer.
+    for outcome in &report.peer_reports[0].objects {
+        assert!(
+            matches!(outcome.status, Status::Success | Status::AlreadyInStore),
+            "{report:?}"
+        );
+    }
+    for (id, data, metadata) in objects(tag) {
+        verify(&mut destination.store(), id, data, metadata);
+    }
+    assert!(unsealed(&store.socket).is_empty());
+    if kind == TransferKind::Copy {
+        for (id, _, _) in objects(tag) {
+            assert!(contains(&mut source.store(), id));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heavy_destination_killed_and_restarted_on_our_store() {
+    for (kind, tag) in [(TransferKind::Copy, 76), (TransferKind::Take, 77)] {
+        destination_killed_and_restarted(RealStore::ours(LARGE + 64 * MIB), kind, tag).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs pyarrow 11's plasma_store (.ci/run provides it)"]
+async fn heavy_destination_killed_and_restarted_on_pyarrows_store() {
+    for (kind, tag) in [(TransferKind::Copy, 78), (TransferKind::Take, 79)] {
+        destination_killed_and_restarted(RealStore::start(LARGE + 64 * MIB), kind, tag).await;
+    }
+}
