@@ -36,6 +36,19 @@ pub enum Error {
     /// The connection is closed or poisoned by an earlier failure, or the pool shut down.
     #[error("the Plasma connection is closed: {0}")]
     ConnectionClosed(String),
+    /// A store already answers on this socket path: serving there would take its clients.
+    #[error("a Plasma store is already serving {}: stop it or choose another socket path", path.display())]
+    SocketInUse { path: PathBuf },
+    /// The socket path exists and is not a Unix socket; it is left alone.
+    #[error("{} exists and is not a Unix socket: refusing to replace it (remove it or choose another socket path)", path.display())]
+    NotASocket { path: PathBuf },
+    /// The store's socket path could not be checked, cleared or bound.
+    #[error("socket {}: {source}", path.display())]
+    SocketPath {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("I/O error talking to the Plasma store: {0}")]
