@@ -314,3 +314,61 @@ fn embedded_store_refuses_a_live_socket() {
     );
     PlasmaClient::connect(&path).unwrap();
 }
+
+/// The in-process handle (what the server uses with --embedded-store): a create without
+/// eviction that does not fit fails with StoreFull and evicts nothing, even though every
+/// sealed object is unreferenced and so evictable; the free space is what is left.
+#[test]
+fn handle_create_without_eviction_fails_with_store_full_and_keeps_every_object() {
+    const MIB: u64 = 1 << 20;
+    let store = EmbeddedStore::start(StoreConfig::new("", 4 * MIB)).unwrap();
+    let handle = store.handle();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for n in 0..4u32 {
+            let mut object = handle.create(oid(100 + n), MIB - 64, 0).await.unwrap();
+            object.data_mut().fill(n as u8);
+            let digest = object_digest(object.data_mut(), b"");
+            object.seal(digest).await.unwrap();
+        }
+        assert_eq!(handle.free_space().await.unwrap(), 256);
+
+        match handle.create_without_eviction(oid(200), 257, 0).await {
+            Err(plasma_store::Error::StoreFull { needed, free }) => {
+                assert_eq!((needed, free), (257, 256))
+            }
+            Err(other) => panic!("expected StoreFull, got {other}"),
+            Ok(_) => panic!("created beyond the free space without eviction"),
+        }
+        let got = handle
+            .get((0..4).map(|n| oid(100 + n)).collect(), Duration::ZERO)
+            .await
+            .unwrap();
+        for (n, object) in got.iter().enumerate() {
+            let object = object
+                .as_ref()
+                .unwrap_or_else(|| panic!("object {n} evicted"));
+            assert!(
+                object.data.iter().all(|&b| b == n as u8),
+                "object {n} changed"
+            );
+        }
+        drop(got);
+        assert_eq!(handle.free_space().await.unwrap(), 256);
+        // The same object created the ordinary way evicts (so the objects were evictable).
+        handle
+            .create(oid(200), 257, 0)
+            .await
+            .unwrap()
+            .abort()
+            .await
+            .unwrap();
+        assert!(
+            !handle.contains(oid(100)).await.unwrap(),
+            "nothing was evicted"
+        );
+    });
+}
