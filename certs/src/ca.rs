@@ -14,7 +14,10 @@ use rustls::RootCertStore;
 
 use crate::error::{CertsError, Result};
 use crate::fingerprint::Fingerprint;
-use crate::identity::{parse_certs, write_file, Identity, CERT_FILE, KEY_FILE};
+use crate::identity::{
+    check_key_permissions, create_private_dir, parse_certs, write_file, Identity, CERT_FILE,
+    KEY_FILE,
+};
 
 /// File name of the CA certificate kept by [`CertificateAuthority::load_or_generate`].
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -72,7 +75,8 @@ impl CertificateAuthority {
         })
     }
 
-    /// Loads `ca.pem` / `ca-key.pem` from `dir`, or creates a CA there if neither exists.
+    /// Loads `ca.pem` / `ca-key.pem` from `dir`, or creates a CA there if neither exists (the
+    /// directory 0700, the key 0600).
     pub fn load_or_generate(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let cert_path = dir.join(CA_CERT_FILE);
@@ -80,10 +84,7 @@ impl CertificateAuthority {
         if cert_path.exists() || key_path.exists() {
             return Self::load_pem(&cert_path, &key_path);
         }
-        fs::create_dir_all(dir).map_err(|source| CertsError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        create_private_dir(dir)?;
         let ca = Self::generate()?;
         write_file(&key_path, ca.key.serialize_pem().as_bytes(), 0o600)?;
         write_file(&cert_path, ca.cert_pem.as_bytes(), 0o644)?;
@@ -91,7 +92,8 @@ impl CertificateAuthority {
         Ok(ca)
     }
 
-    /// Loads a CA written by [`CertificateAuthority::load_or_generate`].
+    /// Loads a CA written by [`CertificateAuthority::load_or_generate`]. A key file readable
+    /// by group or others is refused ([`CertsError::KeyPermissions`]).
     pub fn load_pem(cert_path: impl AsRef<Path>, key_path: impl AsRef<Path>) -> Result<Self> {
         let cert_path = cert_path.as_ref();
         let key_path = key_path.as_ref();
@@ -101,6 +103,7 @@ impl CertificateAuthority {
                 source,
             })
         };
+        check_key_permissions(key_path)?;
         let cert_pem = read(cert_path)?;
         let key_pem = read(key_path)?;
         let cert_der = parse_certs(cert_pem.as_bytes(), cert_path)?
@@ -194,14 +197,11 @@ pub struct IssuedCertificate {
 }
 
 impl IssuedCertificate {
-    /// Writes `cert.pem` and `key.pem` (0600) into `dir`, where `Identity::load_or_generate`
-    /// finds them; refuses to overwrite existing files.
+    /// Writes `cert.pem` and `key.pem` (0600) into `dir` (created 0700 if absent), where
+    /// `Identity::load_or_generate` finds them; refuses to overwrite existing files.
     pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
-        fs::create_dir_all(dir).map_err(|source| CertsError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        create_private_dir(dir)?;
         write_file(&dir.join(KEY_FILE), self.key_pem.as_bytes(), 0o600)?;
         write_file(&dir.join(CERT_FILE), self.chain_pem.as_bytes(), 0o644)
     }

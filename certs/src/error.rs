@@ -25,6 +25,15 @@ pub enum CertsError {
     #[error("bad fingerprint {token:?}: {reason}")]
     BadFingerprint { token: String, reason: &'static str },
 
+    /// A private key file is readable or writable by group or others (like OpenSSH, the key
+    /// is refused rather than used).
+    #[error(
+        "permissions {mode:04o} for {} are too open: a private key must be accessible by its owner only; run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    KeyPermissions { path: PathBuf, mode: u32 },
+
     /// A line of a trust file could not be parsed.
     #[error("{path}:{line}: {source}")]
     TrustFile {
