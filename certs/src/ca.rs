@@ -212,6 +212,8 @@ impl IssuedCertificate {
 pub struct ClusterCa {
     pub(crate) roots: RootCertStore,
     fingerprint: Fingerprint,
+    /// Member certificates refused although this CA issued them (see `Trust::with_revoked`).
+    pub(crate) revoked: crate::RevocationList,
 }
 
 impl ClusterCa {
@@ -220,7 +222,11 @@ impl ClusterCa {
         let fingerprint = Fingerprint::of_der(&cert);
         let mut roots = RootCertStore::empty();
         roots.add(cert)?;
-        Ok(ClusterCa { roots, fingerprint })
+        Ok(ClusterCa {
+            roots,
+            fingerprint,
+            revoked: crate::RevocationList::default(),
+        })
     }
 
     /// Trusts the (first) CA certificate of a PEM file (`--ca FILE`).

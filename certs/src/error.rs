@@ -25,6 +25,10 @@ pub enum CertsError {
     #[error("bad fingerprint {token:?}: {reason}")]
     BadFingerprint { token: String, reason: &'static str },
 
+    /// A revocation-list entry could not be parsed; `token` is the offending input.
+    #[error("bad revocation entry {token:?}: {reason}")]
+    BadRevocationEntry { token: String, reason: &'static str },
+
     /// A private key file is readable or writable by group or others (like OpenSSH, the key
     /// is refused rather than used).
     #[error(
@@ -34,7 +38,7 @@ pub enum CertsError {
     )]
     KeyPermissions { path: PathBuf, mode: u32 },
 
-    /// A line of a trust file could not be parsed.
+    /// A line of a trust file (or revocation list) could not be parsed.
     #[error("{path}:{line}: {source}")]
     TrustFile {
         path: PathBuf,
