@@ -38,6 +38,11 @@ pub enum CertsError {
     )]
     KeyPermissions { path: PathBuf, mode: u32 },
 
+    /// A certificate validity that cannot be used (zero days, or beyond what X.509 dates hold
+    /// sensibly).
+    #[error("bad certificate validity of {days} days: expected 1 to {max} days")]
+    BadValidity { days: u32, max: u32 },
+
     /// A line of a trust file (or revocation list) could not be parsed.
     #[error("{path}:{line}: {source}")]
     TrustFile {

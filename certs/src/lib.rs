@@ -22,7 +22,7 @@ mod verifier;
 
 pub use ca::{
     CertificateAuthority, ClusterCa, IssuedCertificate, CA_CERT_FILE, CA_KEY_FILE,
-    CLUSTER_SERVER_NAME,
+    CLUSTER_SERVER_NAME, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS,
 };
 pub use error::{CertsError, Result};
 pub use fingerprint::Fingerprint;
