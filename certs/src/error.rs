@@ -25,7 +25,25 @@ pub enum CertsError {
     #[error("bad fingerprint {token:?}: {reason}")]
     BadFingerprint { token: String, reason: &'static str },
 
-    /// A line of a trust file could not be parsed.
+    /// A revocation-list entry could not be parsed; `token` is the offending input.
+    #[error("bad revocation entry {token:?}: {reason}")]
+    BadRevocationEntry { token: String, reason: &'static str },
+
+    /// A private key file is readable or writable by group or others (like OpenSSH, the key
+    /// is refused rather than used).
+    #[error(
+        "permissions {mode:04o} for {} are too open: a private key must be accessible by its owner only; run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    KeyPermissions { path: PathBuf, mode: u32 },
+
+    /// A certificate validity that cannot be used (zero days, or beyond what X.509 dates hold
+    /// sensibly).
+    #[error("bad certificate validity of {days} days: expected 1 to {max} days")]
+    BadValidity { days: u32, max: u32 },
+
+    /// A line of a trust file (or revocation list) could not be parsed.
     #[error("{path}:{line}: {source}")]
     TrustFile {
         path: PathBuf,

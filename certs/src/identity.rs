@@ -60,7 +60,8 @@ impl Identity {
     }
 
     /// Loads `cert.pem` and `key.pem` from `dir`, or, if neither exists, generates a
-    /// self-signed identity and stores it there (creating `dir`; the key file is mode 0600), so
+    /// self-signed identity and stores it there (creating `dir` mode 0700; the key file is
+    /// mode 0600 whatever the umask), so
     /// the fingerprint peers pinned stays the same across restarts. If only one of the two
     /// files exists the state is ambiguous and this refuses rather than overwrite it.
     pub fn load_or_generate(dir: impl AsRef<Path>) -> Result<Self> {
@@ -89,7 +90,7 @@ impl Identity {
                 })
             }
         }
-        fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
+        create_private_dir(dir)?;
         let (cert_pem, key_pem) = generate_pem(DEFAULT_NAMES)?;
         write_file(&key_path, key_pem.as_bytes(), 0o600)?;
         write_file(&cert_path, cert_pem.as_bytes(), 0o644)?;
@@ -98,9 +99,12 @@ impl Identity {
     }
 
     /// Loads a PEM certificate chain (leaf first) and a PEM private key (PKCS#8, PKCS#1 or SEC1).
+    /// A key file that group or others may read or write is refused
+    /// ([`CertsError::KeyPermissions`], like OpenSSH): whoever can read it can be this peer.
     pub fn load_pem(cert_path: impl AsRef<Path>, key_path: impl AsRef<Path>) -> Result<Self> {
         let cert_path = cert_path.as_ref();
         let key_path = key_path.as_ref();
+        check_key_permissions(key_path)?;
         let cert_pem = fs::read(cert_path).map_err(|source| io_error(cert_path, source))?;
         let key_pem = fs::read(key_path).map_err(|source| io_error(key_path, source))?;
         let cert_chain = parse_certs(&cert_pem, cert_path)?;
@@ -198,18 +202,61 @@ fn parse_key(pem: &[u8], path: &Path) -> Result<PrivateKeyDer<'static>> {
     }
 }
 
-/// Writes a new file with the given Unix mode (the key must not be world-readable).
+/// Writes a new file with exactly the given Unix mode (the key must not be readable by
+/// others). The mode is set again on the open file after creating it: the creation mode is
+/// only an upper bound filtered by the umask, and a file must never be readable by others
+/// even briefly, so it is created with at most `mode` and before any byte is written.
 pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .open(path)
         .map_err(|source| io_error(path, source))?;
-    file.write_all(contents)
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .and_then(|()| file.write_all(contents))
         .and_then(|()| file.sync_all())
         .map_err(|source| io_error(path, source))
+}
+
+/// Creates a directory for certificates and keys (and any missing parents). A directory
+/// created here is mode 0700, set explicitly so the umask cannot widen it; an existing one
+/// keeps its mode (it may be shared on purpose), since the key files in it are 0600 anyway.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(|source| io_error(parent, source))?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        // Created by someone else meanwhile: theirs, keep its mode.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(source) => return Err(io_error(dir, source)),
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(|source| io_error(dir, source))
+}
+
+/// Refuses a private key file that group or others may access (mode bits 0o077), as OpenSSH
+/// refuses such a key: it may already have been read by someone else.
+pub(crate) fn check_key_permissions(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path)
+        .map_err(|source| io_error(path, source))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(CertsError::KeyPermissions {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> CertsError {
@@ -259,12 +306,117 @@ mod tests {
 
     #[test]
     fn garbage_pem_is_a_clear_error() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let cert = dir.path().join("c.pem");
         let key = dir.path().join("k.pem");
         fs::write(&cert, "hello").unwrap();
         fs::write(&key, "hello").unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
         let err = Identity::load_pem(&cert, &key).unwrap_err();
         assert!(err.to_string().contains("no CERTIFICATE"), "{err}");
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_key_readable_by_others_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        Identity::load_or_generate(&state).unwrap();
+        let key = state.join(KEY_FILE);
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            fs::set_permissions(&key, fs::Permissions::from_mode(mode)).unwrap();
+            let err = Identity::load_or_generate(&state).unwrap_err();
+            assert!(
+                matches!(&err, CertsError::KeyPermissions { path, mode: m } if *path == key && *m == mode),
+                "{err}"
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("permissions {mode:04o} for {}", key.display())),
+                "{message}"
+            );
+            assert!(message.contains("too open"), "{message}");
+            assert!(
+                message.contains(&format!("chmod 600 {}", key.display())),
+                "{message}"
+            );
+        }
+        // Owner-only modes load.
+        for mode in [0o600, 0o400] {
+            fs::set_permissions(&key, fs::Permissions::from_mode(mode)).unwrap();
+            Identity::load_or_generate(&state).unwrap();
+        }
+    }
+
+    /// Env var telling a re-executed test binary that it is the umask-000 child.
+    const UMASK_CHILD: &str = "PLASMA_STREAM_CERTS_UMASK_CHILD";
+
+    /// Key files come out 0600, directories 0700 and certificates 0644 even when the process
+    /// umask is 000 (which would leave files created 0666 world-writable). The umask is per
+    /// process, so this test re-runs itself in a child started by `sh -c 'umask 000; exec ..'`
+    /// rather than change it under the other tests' threads.
+    #[test]
+    fn files_and_dirs_are_private_under_umask_000() {
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Some(dir) = std::env::var_os(UMASK_CHILD) {
+            let dir = PathBuf::from(dir);
+            // Prove the umask really is 000 here: a file asked for 0666 gets 0666.
+            let probe = dir.join("probe");
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o666)
+                .open(&probe)
+                .unwrap();
+            assert_eq!(mode_of(&probe), 0o666, "the child's umask is not 000");
+            let state = dir.join("identity").join("nested");
+            Identity::load_or_generate(&state).unwrap();
+            let ca_dir = dir.join("ca");
+            let ca = crate::CertificateAuthority::load_or_generate(&ca_dir).unwrap();
+            ca.issue(["member"])
+                .unwrap()
+                .write_to(dir.join("member"))
+                .unwrap();
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let test = "identity::tests::files_and_dirs_are_private_under_umask_000";
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("umask 000 && exec \"$0\" --exact \"$1\" --test-threads 1")
+            .arg(std::env::current_exe().unwrap())
+            .arg(test)
+            .env(UMASK_CHILD, dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            child.status.success(),
+            "umask-000 child failed: {}\n{}{}",
+            child.status,
+            String::from_utf8_lossy(&child.stdout),
+            String::from_utf8_lossy(&child.stderr)
+        );
+        assert_eq!(
+            mode_of(&dir.path().join("probe")),
+            0o666,
+            "child did not run"
+        );
+        let state = dir.path().join("identity").join("nested");
+        assert_eq!(mode_of(&state), 0o700);
+        assert_eq!(mode_of(&state.join(KEY_FILE)), 0o600);
+        assert_eq!(mode_of(&state.join(CERT_FILE)), 0o644);
+        let ca_dir = dir.path().join("ca");
+        assert_eq!(mode_of(&ca_dir), 0o700);
+        assert_eq!(mode_of(&ca_dir.join(crate::CA_KEY_FILE)), 0o600);
+        assert_eq!(mode_of(&ca_dir.join(crate::CA_CERT_FILE)), 0o644);
+        let member = dir.path().join("member");
+        assert_eq!(mode_of(&member), 0o700);
+        assert_eq!(mode_of(&member.join(KEY_FILE)), 0o600);
     }
 }

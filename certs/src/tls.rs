@@ -8,7 +8,7 @@ use rustls::{ClientConfig, ServerConfig};
 use crate::error::{CertsError, Result};
 use crate::identity::Identity;
 use crate::trust::Trust;
-use crate::verifier::FingerprintVerifier;
+use crate::verifier::{CaClientVerifier, CaServerVerifier, FingerprintVerifier};
 
 /// The crypto provider every config of this crate uses: rustls's `ring` backend (no aws-lc).
 pub fn crypto_provider() -> Arc<CryptoProvider> {
@@ -21,12 +21,16 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
 pub fn server_config(identity: &Identity, trust: &Trust) -> Result<ServerConfig> {
     let provider = crypto_provider();
     let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = match trust {
-        Trust::Ca(ca) => rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(ca.roots.clone()),
-            provider.clone(),
-        )
-        .build()
-        .map_err(|err| CertsError::Verifier(err.to_string()))?,
+        Trust::Ca(ca) => Arc::new(CaClientVerifier {
+            inner: rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(ca.roots.clone()),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|err| CertsError::Verifier(err.to_string()))?,
+            ca: ca.fingerprint(),
+            revoked: ca.revoked.clone(),
+        }),
         _ => FingerprintVerifier::new(trust, &provider),
     };
     let config = ServerConfig::builder_with_provider(provider)
@@ -46,12 +50,16 @@ pub fn server_config(identity: &Identity, trust: &Trust) -> Result<ServerConfig>
 pub fn client_config(identity: &Identity, trust: &Trust) -> Result<ClientConfig> {
     let provider = crypto_provider();
     let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match trust {
-        Trust::Ca(ca) => rustls::client::WebPkiServerVerifier::builder_with_provider(
-            Arc::new(ca.roots.clone()),
-            provider.clone(),
-        )
-        .build()
-        .map_err(|err| CertsError::Verifier(err.to_string()))?,
+        Trust::Ca(ca) => Arc::new(CaServerVerifier {
+            inner: rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(ca.roots.clone()),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|err| CertsError::Verifier(err.to_string()))?,
+            ca: ca.fingerprint(),
+            revoked: ca.revoked.clone(),
+        }),
         _ => FingerprintVerifier::new(trust, &provider),
     };
     let config = ClientConfig::builder_with_provider(provider)
@@ -127,7 +135,8 @@ mod tests {
         assert_eq!(seen_by_client, Some(server.fingerprint()));
         assert_eq!(seen_by_server, Some(client.fingerprint()));
 
-        // A self-signed outsider, and a member of another cluster, are refused both ways.
+        // A self-signed outsider, and a member of another cluster, are refused both ways,
+        // with a hint that fits CA mode: a CA-issued certificate, not a fingerprint to trust.
         let other_ca = crate::CertificateAuthority::generate().unwrap();
         for outsider in [
             Identity::generate(["outsider"]).unwrap(),
@@ -138,14 +147,141 @@ mod tests {
                 server_config(&outsider, &Trust::Insecure).unwrap(),
             )
             .unwrap_err();
-            assert!(matches!(err, Failure::Client(_)), "{err:?}");
+            let Failure::Client(message) = err else {
+                panic!("expected the client to refuse: {err:?}")
+            };
+            let message = crate::tidy_tls_error(&message);
+            let expected = format!(
+                "server certificate sha256:{} was not issued by this cluster's CA (sha256:{}",
+                outsider.fingerprint(),
+                ca.fingerprint()
+            );
+            assert!(message.starts_with(&expected), "{message}");
+            assert!(message.contains("--issue-cert"), "{message}");
+            assert!(!message.contains("--trust"), "{message}");
+
             let err = handshake(
                 client_config(&outsider, &Trust::Insecure).unwrap(),
                 server_config(&server, &trust).unwrap(),
             )
             .unwrap_err();
-            assert!(matches!(err, Failure::Server(_)), "{err:?}");
+            let Failure::Server(message) = err else {
+                panic!("expected the server to refuse: {err:?}")
+            };
+            let message = crate::tidy_tls_error(&message);
+            assert!(
+                message.starts_with(&format!(
+                    "client certificate sha256:{} was not issued by this cluster's CA",
+                    outsider.fingerprint()
+                )),
+                "{message}"
+            );
+            assert!(message.contains("--issue-cert"), "{message}");
         }
+    }
+
+    /// A revocation list naming `revoked` by fingerprint or by serial.
+    fn revoking(revoked: &Identity, by_serial: bool) -> crate::RevocationList {
+        let mut list = crate::RevocationList::new();
+        let leaf = &revoked.cert_chain()[0];
+        if by_serial {
+            list.revoke_serial(crate::revocation::serial_of(leaf).unwrap());
+        } else {
+            list.revoke_fingerprint(revoked.fingerprint());
+        }
+        // Unrelated entries must not matter.
+        list.revoke_fingerprint(Fingerprint([7; 32]));
+        list.revoke_serial(&[1, 2, 3]);
+        list
+    }
+
+    fn assert_revoked(failure: Failure, role: &str, id: &Identity) {
+        let message = match (&failure, role) {
+            (Failure::Client(m), "server") | (Failure::Server(m), "client") => {
+                crate::tidy_tls_error(m)
+            }
+            _ => panic!("the wrong side refused: {failure:?}"),
+        };
+        let expected = format!(
+            "{role} certificate sha256:{} is revoked (",
+            id.fingerprint()
+        );
+        assert!(message.starts_with(&expected), "{message}");
+    }
+
+    #[test]
+    fn revoked_certificates_are_refused_in_pinned_mode_even_if_pinned() {
+        let server_id = Identity::generate(["server"]).unwrap();
+        let client_id = Identity::generate(["client"]).unwrap();
+        let other = Identity::generate(["other"]).unwrap();
+        for by_serial in [false, true] {
+            // The server refuses a pinned but revoked client.
+            let server_trust = pinned(&[&client_id]).with_revoked(revoking(&client_id, by_serial));
+            let err = handshake(
+                client_config(&client_id, &pinned(&[&server_id])).unwrap(),
+                server_config(&server_id, &server_trust).unwrap(),
+            )
+            .unwrap_err();
+            assert_revoked(err, "client", &client_id);
+            // The client refuses a pinned but revoked server.
+            let client_trust = pinned(&[&server_id]).with_revoked(revoking(&server_id, by_serial));
+            let err = handshake(
+                client_config(&client_id, &client_trust).unwrap(),
+                server_config(&server_id, &pinned(&[&client_id])).unwrap(),
+            )
+            .unwrap_err();
+            assert_revoked(err, "server", &server_id);
+            // With someone else revoked, both are accepted.
+            let (seen_by_client, seen_by_server) = handshake(
+                client_config(
+                    &client_id,
+                    &pinned(&[&server_id]).with_revoked(revoking(&other, by_serial)),
+                )
+                .unwrap(),
+                server_config(
+                    &server_id,
+                    &pinned(&[&client_id]).with_revoked(revoking(&other, by_serial)),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(seen_by_client, Some(server_id.fingerprint()));
+            assert_eq!(seen_by_server, Some(client_id.fingerprint()));
+        }
+    }
+
+    #[test]
+    fn revoked_members_are_refused_in_ca_mode_and_others_accepted() {
+        let ca = crate::CertificateAuthority::generate().unwrap();
+        let server = ca.issue(["server"]).unwrap().identity;
+        let lost = ca.issue(["lost-laptop"]).unwrap().identity;
+        let kept = ca.issue(["kept"]).unwrap().identity;
+        for by_serial in [false, true] {
+            let trust = ca.trust().unwrap().with_revoked(revoking(&lost, by_serial));
+            let err = handshake(
+                client_config(&lost, &ca.trust().unwrap()).unwrap(),
+                server_config(&server, &trust).unwrap(),
+            )
+            .unwrap_err();
+            assert_revoked(err, "client", &lost);
+            let (_, seen_by_server) = handshake(
+                client_config(&kept, &ca.trust().unwrap()).unwrap(),
+                server_config(&server, &trust).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(seen_by_server, Some(kept.fingerprint()));
+            // A client refuses a revoked server too.
+            let err = handshake(
+                client_config(&kept, &trust).unwrap(),
+                server_config(&lost, &ca.trust().unwrap()).unwrap(),
+            )
+            .unwrap_err();
+            assert_revoked(err, "server", &lost);
+        }
+        assert!(Trust::Insecure
+            .with_revoked(revoking(&lost, false))
+            .revoked()
+            .is_none());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::error::{CertsError, Result};
 use crate::fingerprint::Fingerprint;
+use crate::revocation::RevocationList;
 
 /// How the peer's certificate is judged.
 ///
@@ -33,6 +34,33 @@ impl Trust {
     pub fn is_insecure(&self) -> bool {
         matches!(self, Trust::Insecure)
     }
+
+    /// The same trust, refusing the certificates of `revoked` even when their fingerprint is
+    /// pinned or the cluster CA issued them (replacing any list set before). Insecure mode
+    /// checks nothing and is returned unchanged: callers should refuse to combine the two
+    /// (the CLIs make `--insecure` conflict with `--revoked`).
+    pub fn with_revoked(self, revoked: RevocationList) -> Trust {
+        match self {
+            Trust::Insecure => Trust::Insecure,
+            Trust::Pinned(mut trusted) => {
+                trusted.revoked = revoked;
+                Trust::Pinned(trusted)
+            }
+            Trust::Ca(mut ca) => {
+                ca.revoked = revoked;
+                Trust::Ca(ca)
+            }
+        }
+    }
+
+    /// The revocation list the verifiers check (`None` in insecure mode).
+    pub fn revoked(&self) -> Option<&RevocationList> {
+        match self {
+            Trust::Insecure => None,
+            Trust::Pinned(trusted) => Some(&trusted.revoked),
+            Trust::Ca(ca) => Some(&ca.revoked),
+        }
+    }
 }
 
 /// A set of trusted certificate fingerprints.
@@ -44,6 +72,8 @@ impl Trust {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TrustedFingerprints {
     set: BTreeSet<Fingerprint>,
+    /// Refused even if listed in `set` (see [`Trust::with_revoked`]).
+    revoked: RevocationList,
 }
 
 impl TrustedFingerprints {
@@ -155,6 +185,7 @@ impl FromIterator<Fingerprint> for TrustedFingerprints {
     fn from_iter<T: IntoIterator<Item = Fingerprint>>(iter: T) -> Self {
         TrustedFingerprints {
             set: iter.into_iter().collect(),
+            revoked: RevocationList::default(),
         }
     }
 }

@@ -30,7 +30,7 @@ struct Options {
     address: Option<String>,
 
     /// Development mode: accept any server certificate (traffic is still encrypted).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["trust", "trust_file", "ca"])]
     insecure: bool,
 
     /// Trust the server with this SHA-256 certificate fingerprint (repeatable).
@@ -55,6 +55,11 @@ struct Options {
     /// The cluster CA's directory (ca.pem, ca-key.pem) for --issue-cert.
     #[arg(long, value_name = "CA_DIR")]
     ca_dir: Option<PathBuf>,
+
+    /// Days an issued certificate is valid, and the CA if --issue-cert creates it.
+    #[arg(long, value_name = "N", requires = "issue_cert", default_value_t = plasma_stream_certs::DEFAULT_VALIDITY_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(plasma_stream_certs::MAX_VALIDITY_DAYS)))]
+    days: u32,
 
     /// DNS names or IPs to put in an issued certificate (repeatable).
     #[arg(long = "cert-name", value_name = "NAME")]
@@ -113,7 +118,7 @@ fn main() -> ExitCode {
 
 async fn run(options: Options) -> Outcome {
     if let (Some(out), Some(ca_dir)) = (&options.issue_cert, &options.ca_dir) {
-        return issue_certificate(out, ca_dir, &options.cert_names);
+        return issue_certificate(out, ca_dir, &options.cert_names, options.days);
     }
     let client = match connect(&options).await {
         Ok(client) => client,
@@ -134,10 +139,15 @@ async fn run(options: Options) -> Outcome {
 }
 
 /// `--issue-cert`: a member certificate of the cluster CA (creating the CA on first use).
-fn issue_certificate(out: &std::path::Path, ca_dir: &std::path::Path, names: &[String]) -> Outcome {
+fn issue_certificate(
+    out: &std::path::Path,
+    ca_dir: &std::path::Path,
+    names: &[String],
+    days: u32,
+) -> Outcome {
     use plasma_stream_certs::{CertificateAuthority, CA_CERT_FILE};
-    let result = CertificateAuthority::load_or_generate(ca_dir).and_then(|ca| {
-        let issued = ca.issue(names.iter().cloned())?;
+    let result = CertificateAuthority::load_or_generate_valid_for(ca_dir, days).and_then(|ca| {
+        let issued = ca.issue_valid_for(names.iter().cloned(), days)?;
         issued.write_to(out)?;
         Ok(issued)
     });
@@ -309,4 +319,47 @@ fn history_path() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))
         .map(|dir| dir.join("plasma-stream").join("history"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insecure_conflicts_with_every_trust_option() {
+        let fp = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        for extra in [
+            &["--trust", fp][..],
+            &["--trust-file", "trusted"],
+            &["--ca", "ca.pem"],
+        ] {
+            let mut args = vec!["plasma-stream-cli", "-a", "127.0.0.1:2021", "--insecure"];
+            args.extend_from_slice(extra);
+            let err = Options::try_parse_from(&args).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{args:?}"
+            );
+        }
+        let options =
+            Options::try_parse_from(["plasma-stream-cli", "-a", "127.0.0.1:2021", "--insecure"])
+                .unwrap();
+        assert!(options.insecure);
+    }
+
+    #[test]
+    fn days_default_to_a_year_and_are_bounded() {
+        let issue = ["plasma-stream-cli", "--issue-cert", "out", "--ca-dir", "ca"];
+        let options = Options::try_parse_from(issue).unwrap();
+        assert_eq!(options.days, 365);
+        let mut args = issue.to_vec();
+        args.extend(["--days", "30"]);
+        assert_eq!(Options::try_parse_from(&args).unwrap().days, 30);
+        for bad in ["0", "36526", "-1", "lots"] {
+            let mut args = issue.to_vec();
+            args.extend(["--days", bad]);
+            assert!(Options::try_parse_from(&args).is_err(), "--days {bad}");
+        }
+    }
 }

@@ -6,7 +6,8 @@ use crate::ObjectId;
 /// Everything that can go wrong talking to (or being) a Plasma store.
 ///
 /// Callers can rely on these distinctions: `ObjectExists`, `ObjectNotFound` and `OutOfMemory`
-/// are the store's answers about one object (the connection stays usable); `StoreGone`,
+/// are the store's answers about one object (the connection stays usable), and so is
+/// `StoreFull` (a create that was not allowed to evict did not fit); `StoreGone`,
 /// `MalformedReply` and `Io` mean the connection is no longer usable (a client drops it and
 /// reconnects); `Connect` means no store could be reached at all.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,23 @@ pub enum Error {
     /// The connection is closed or poisoned by an earlier failure, or the pool shut down.
     #[error("the Plasma connection is closed: {0}")]
     ConnectionClosed(String),
+    /// A create that was not allowed to evict did not fit: `free` bytes were free (capacity minus
+    /// the objects in the store), `needed` were asked for. Nothing was evicted.
+    #[error("the store is full: {needed} bytes needed, {free} free, and eviction was not allowed")]
+    StoreFull { needed: u64, free: u64 },
+    /// A store already answers on this socket path: serving there would take its clients.
+    #[error("a Plasma store is already serving {}: stop it or choose another socket path", path.display())]
+    SocketInUse { path: PathBuf },
+    /// The socket path exists and is not a Unix socket; it is left alone.
+    #[error("{} exists and is not a Unix socket: refusing to replace it (remove it or choose another socket path)", path.display())]
+    NotASocket { path: PathBuf },
+    /// The store's socket path could not be checked, cleared or bound.
+    #[error("socket {}: {source}", path.display())]
+    SocketPath {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("I/O error talking to the Plasma store: {0}")]

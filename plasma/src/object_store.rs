@@ -127,6 +127,22 @@ pub trait ObjectStore: Send + Sync + 'static {
         metadata_size: u64,
     ) -> impl Future<Output = Result<NewObject, Error>> + Send;
 
+    /// Like [`ObjectStore::create`], but nothing is evicted to make room: an object larger
+    /// than the free space fails with [`Error::StoreFull`] (`needed` and `free` bytes) and the
+    /// store keeps every sealed object. For objects arriving from peers, which must never push
+    /// out sealed objects that local users rely on. `Error::ObjectExists` as for `create`.
+    fn create_without_eviction(
+        &self,
+        id: ObjectId,
+        data_size: u64,
+        metadata_size: u64,
+    ) -> impl Future<Output = Result<NewObject, Error>> + Send;
+
+    /// Bytes the store can hold without evicting anything: its capacity minus every object in
+    /// it, sealed or not (evictable objects count as used). The embedded store answers from
+    /// memory; a socket store answers with a List, whose cost grows with the object count.
+    fn free_space(&self) -> impl Future<Output = Result<u64, Error>> + Send;
+
     /// Whether a sealed object with this ID is in the store.
     fn contains(&self, id: ObjectId) -> impl Future<Output = Result<bool, Error>> + Send;
 

@@ -42,6 +42,8 @@ enum Command {
         id: ObjectId,
         data_size: u64,
         metadata_size: u64,
+        /// False: fail with `Error::StoreFull` rather than evict.
+        evict_if_full: bool,
         reply: Reply<CreatedObject>,
     },
     Seal {
@@ -349,9 +351,14 @@ fn execute(client: &mut PlasmaClient, command: Command) {
             id,
             data_size,
             metadata_size,
+            evict_if_full,
             reply,
         } => {
-            let result = client.create(id, data_size, metadata_size);
+            let result = if evict_if_full {
+                client.create(id, data_size, metadata_size)
+            } else {
+                client.create_without_eviction(id, data_size, metadata_size)
+            };
             if let Err(Ok(object)) = reply.send(result) {
                 // The caller went away: don't leave an unsealed object behind.
                 let _ = client.abort(object);
@@ -475,6 +482,47 @@ impl ObjectStore for StorePool {
         data_size: u64,
         metadata_size: u64,
     ) -> Result<NewObject, Error> {
+        self.create_on_a_connection(id, data_size, metadata_size, true)
+            .await
+    }
+
+    async fn create_without_eviction(
+        &self,
+        id: ObjectId,
+        data_size: u64,
+        metadata_size: u64,
+    ) -> Result<NewObject, Error> {
+        self.create_on_a_connection(id, data_size, metadata_size, false)
+            .await
+    }
+
+    async fn free_space(&self) -> Result<u64, Error> {
+        let objects = self.list().await?;
+        Ok(crate::client::free_bytes(self.inner.capacity, &objects))
+    }
+
+    async fn contains(&self, id: ObjectId) -> Result<bool, Error> {
+        self.request(|reply| Command::Contains { id, reply }).await
+    }
+
+    async fn delete(&self, ids: Vec<ObjectId>) -> Result<Vec<DeleteOutcome>, Error> {
+        self.request(|reply| Command::Delete { ids, reply }).await
+    }
+
+    async fn capacity(&self) -> Result<u64, Error> {
+        Ok(self.inner.capacity)
+    }
+}
+
+impl StorePool {
+    /// Creates on the least busy connection, which then owns the unsealed object.
+    async fn create_on_a_connection(
+        &self,
+        id: ObjectId,
+        data_size: u64,
+        metadata_size: u64,
+        evict_if_full: bool,
+    ) -> Result<NewObject, Error> {
         let index = self.least_busy();
         let worker = match self.inner.workers.get(index) {
             Some(w) => WorkerHandle {
@@ -494,6 +542,7 @@ impl ObjectStore for StorePool {
                     id,
                     data_size,
                     metadata_size,
+                    evict_if_full,
                     reply,
                 },
                 receiver,
@@ -509,17 +558,5 @@ impl ObjectStore for StorePool {
                 _in_progress: in_progress,
             }),
         ))
-    }
-
-    async fn contains(&self, id: ObjectId) -> Result<bool, Error> {
-        self.request(|reply| Command::Contains { id, reply }).await
-    }
-
-    async fn delete(&self, ids: Vec<ObjectId>) -> Result<Vec<DeleteOutcome>, Error> {
-        self.request(|reply| Command::Delete { ids, reply }).await
-    }
-
-    async fn capacity(&self) -> Result<u64, Error> {
-        Ok(self.inner.capacity)
     }
 }

@@ -72,6 +72,11 @@ fn rust_and_pyarrow_interoperate_through_embedded_store() {
 }
 
 #[test]
+fn create_without_eviction_never_evicts_in_embedded_store() {
+    scenarios::create_without_eviction_never_evicts(&start_ours);
+}
+
+#[test]
 fn async_pool_survives_an_embedded_store_restart() {
     scenarios::pool_survives_store_restart(&start_ours, &|socket, capacity| {
         spawn_store_at(

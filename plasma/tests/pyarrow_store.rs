@@ -57,6 +57,12 @@ fn large_gib_object_round_trips_through_pyarrow() {
 }
 
 #[test]
+#[ignore = "needs pyarrow 11 plasma_store"]
+fn create_without_eviction_never_evicts_in_pyarrow_store() {
+    scenarios::create_without_eviction_never_evicts(&start_pyarrow_store);
+}
+
+#[test]
 #[ignore = "needs pyarrow 11's plasma_store (.ci/run installs it)"]
 fn get_timeouts_against_pyarrow_store() {
     scenarios::get_timeouts(&start_pyarrow_store);

@@ -45,7 +45,7 @@ pub struct Options {
     pub populate: bool,
 
     /// Development mode: accept any peer or client, no certificate checks. Never in production.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["trust", "trust_file", "ca", "revoked"])]
     pub insecure: bool,
 
     /// Trust the peer or client with this SHA-256 certificate fingerprint (repeatable).
@@ -61,6 +61,11 @@ pub struct Options {
     /// --cert-dir (`plasma-stream-cli --issue-cert DIR --ca-dir CA_DIR` makes one).
     #[arg(long, value_name = "CA_PEM", conflicts_with_all = ["insecure", "trust", "trust_file"])]
     pub ca: Option<PathBuf>,
+
+    /// File of revoked certificates, refused even if pinned or CA-issued: SHA-256
+    /// fingerprints and/or `serial:HEX`, one per line (`#` comments).
+    #[arg(long, value_name = "FILE")]
+    pub revoked: Option<PathBuf>,
 
     /// Directory holding this server's certificate (cert.pem, key.pem); generated there on
     /// first start so the fingerprint stays stable. Without it: a fresh certificate per start.
@@ -227,6 +232,35 @@ mod tests {
         assert!(options.bind.is_unspecified());
         assert!(!options.insecure && !options.legacy_tcp);
         assert_eq!(options.transport, TransportMode::Auto);
+    }
+
+    #[test]
+    fn insecure_conflicts_with_every_trust_option() {
+        let fp = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        for extra in [
+            &["--trust", fp][..],
+            &["--trust-file", "trusted"],
+            &["--ca", "ca.pem"],
+            &["--revoked", "revoked"],
+        ] {
+            let mut args = vec!["plasma-stream-server", "--insecure"];
+            args.extend_from_slice(extra);
+            let err = Options::try_parse_from(&args).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{args:?}"
+            );
+        }
+        assert!(
+            Options::try_parse_from(["plasma-stream-server", "--insecure"])
+                .unwrap()
+                .insecure
+        );
+        let options =
+            Options::try_parse_from(["plasma-stream-server", "--trust", fp, "--revoked", "r"])
+                .unwrap();
+        assert_eq!(options.revoked, Some(PathBuf::from("r")));
     }
 
     #[test]

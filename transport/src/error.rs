@@ -117,7 +117,7 @@ pub(crate) fn quic_error_message(err: &quinn::ConnectionError) -> String {
                 .and_then(|alert| u8::try_from(alert).ok());
             match alert {
                 Some(alert) if CERTIFICATE_ALERTS.contains(&alert) => format!(
-                    "the peer refused our certificate (TLS alert {alert}): its operator must trust our fingerprint{}",
+                    "the peer refused our certificate (TLS alert {alert}): in pinned mode its operator must trust our fingerprint; in CA mode our certificate must come from its cluster CA, unexpired and not revoked{}",
                     if reason.is_empty() { String::new() } else { format!(" ({reason})") }
                 ),
                 _ if reason.is_empty() => format!("closed by the peer ({})", close.error_code),
@@ -182,7 +182,7 @@ pub(crate) fn explain_io_error(err: std::io::Error) -> std::io::Error {
         if CERTIFICATE_ALERTS.contains(&number) {
             return std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
-                format!("the peer refused our certificate (TLS alert {alert:?}): its operator must trust our fingerprint"),
+                format!("the peer refused our certificate (TLS alert {alert:?}): in pinned mode its operator must trust our fingerprint; in CA mode our certificate must come from its cluster CA, unexpired and not revoked"),
             );
         }
     }

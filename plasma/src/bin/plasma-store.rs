@@ -19,7 +19,8 @@ struct Args {
     /// Capacity in bytes: objects (data + metadata) the store may hold, e.g. 100000000 or 4GiB.
     #[arg(short = 'm', long = "memory", value_parser = parse_size)]
     memory: u64,
-    /// Path of the Unix socket to serve on (replaced if it exists).
+    /// Path of the Unix socket to serve on. A stale socket there is replaced; one a running
+    /// store answers on is refused.
     #[arg(short = 's', long = "socket")]
     socket: PathBuf,
     /// Length of each shared-memory arena (default: the capacity). Objects larger than an

@@ -208,11 +208,54 @@ impl PlasmaClient {
         data_size: u64,
         metadata_size: u64,
     ) -> Result<CreatedObject, Error> {
-        let _span = debug_span!("plasma_create", object = %id, data_size, metadata_size).entered();
+        self.create_evicting(id, data_size, metadata_size, true)
+    }
+
+    /// Like [`PlasmaClient::create`], but the store must not evict anything to make room
+    /// (`evict_if_full = false` on the wire): an object that does not fit in the free space
+    /// fails with [`Error::StoreFull`] and every sealed object stays. For objects received
+    /// from elsewhere, which must not push out what local users rely on.
+    ///
+    /// The `free` of the error comes from a List after the refusal (one more round trip, only
+    /// on failure).
+    pub fn create_without_eviction(
+        &mut self,
+        id: ObjectId,
+        data_size: u64,
+        metadata_size: u64,
+    ) -> Result<CreatedObject, Error> {
+        match self.create_evicting(id, data_size, metadata_size, false) {
+            Err(Error::OutOfMemory { needed }) => {
+                let free = self.free_space()?;
+                Err(Error::StoreFull { needed, free })
+            }
+            other => other,
+        }
+    }
+
+    /// Bytes the store can still hold without evicting: its capacity minus the sizes of every
+    /// object in it, sealed or not (the protocol has no free-space query, so this is a List:
+    /// its cost grows with the number of objects). The store's allocator overhead and
+    /// fragmentation are not counted, so a create of exactly this size may still fail.
+    pub fn free_space(&mut self) -> Result<u64, Error> {
+        let objects = self.list()?;
+        Ok(free_bytes(self.capacity, &objects))
+    }
+
+    fn create_evicting(
+        &mut self,
+        id: ObjectId,
+        data_size: u64,
+        metadata_size: u64,
+        evict_if_full: bool,
+    ) -> Result<CreatedObject, Error> {
+        let _span =
+            debug_span!("plasma_create", object = %id, data_size, metadata_size, evict_if_full)
+                .entered();
         self.flush_releases()?;
         let request = CreateRequest {
             object_id: id,
-            evict_if_full: true,
+            evict_if_full,
             data_size,
             metadata_size,
             device_num: 0,
@@ -710,6 +753,17 @@ impl PlasmaClient {
             Err(e) => self.poison_with(Error::MalformedReply(e)),
         }
     }
+}
+
+/// `capacity` minus the data and metadata of `objects` (what a List reports), never below 0.
+pub(crate) fn free_bytes(capacity: u64, objects: &[ObjectInfo]) -> u64 {
+    let used = objects.iter().fold(0u64, |sum, info| {
+        // A store reporting negative sizes is wrong; count them as zero rather than wrap.
+        let data = u64::try_from(info.data_size).unwrap_or(0);
+        let metadata = u64::try_from(info.metadata_size).unwrap_or(0);
+        sum.saturating_add(data).saturating_add(metadata)
+    });
+    capacity.saturating_sub(used)
 }
 
 fn malformed(message: MessageType, detail: String) -> Error {

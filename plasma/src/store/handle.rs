@@ -118,6 +118,37 @@ impl EmbeddedHandle {
     }
 }
 
+impl EmbeddedHandle {
+    fn create_in_arena(
+        &self,
+        id: ObjectId,
+        data_size: u64,
+        metadata_size: u64,
+        evict_if_full: bool,
+    ) -> Result<NewObject, Error> {
+        let needed = data_size.saturating_add(metadata_size);
+        let location = {
+            let mut state = self.shared.lock();
+            match state.create(EMBEDDED_CLIENT, id, data_size, metadata_size, evict_if_full) {
+                Ok(location) => location,
+                Err(CreateError::Exists) => return Err(Error::ObjectExists(id)),
+                Err(CreateError::OutOfMemory) if !evict_if_full => {
+                    // Measured under the same lock as the refusal, so the numbers agree.
+                    let free = state.capacity().saturating_sub(state.allocated());
+                    return Err(Error::StoreFull { needed, free });
+                }
+                Err(CreateError::OutOfMemory) => return Err(Error::OutOfMemory { needed }),
+            }
+        };
+        let writer = EmbeddedWriter {
+            shared: self.shared.clone(),
+            id,
+            location,
+        };
+        Ok(NewObject::new(id, Box::new(writer)))
+    }
+}
+
 impl ObjectStore for EmbeddedHandle {
     async fn get(
         &self,
@@ -171,22 +202,21 @@ impl ObjectStore for EmbeddedHandle {
         data_size: u64,
         metadata_size: u64,
     ) -> Result<NewObject, Error> {
-        let location = self
-            .shared
-            .lock()
-            .create(EMBEDDED_CLIENT, id, data_size, metadata_size, true)
-            .map_err(|e| match e {
-                CreateError::Exists => Error::ObjectExists(id),
-                CreateError::OutOfMemory => Error::OutOfMemory {
-                    needed: data_size.saturating_add(metadata_size),
-                },
-            })?;
-        let writer = EmbeddedWriter {
-            shared: self.shared.clone(),
-            id,
-            location,
-        };
-        Ok(NewObject::new(id, Box::new(writer)))
+        self.create_in_arena(id, data_size, metadata_size, true)
+    }
+
+    async fn create_without_eviction(
+        &self,
+        id: ObjectId,
+        data_size: u64,
+        metadata_size: u64,
+    ) -> Result<NewObject, Error> {
+        self.create_in_arena(id, data_size, metadata_size, false)
+    }
+
+    async fn free_space(&self) -> Result<u64, Error> {
+        let state = self.shared.lock();
+        Ok(state.capacity().saturating_sub(state.allocated()))
     }
 
     async fn contains(&self, id: ObjectId) -> Result<bool, Error> {

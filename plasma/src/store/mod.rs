@@ -41,7 +41,9 @@ pub const DEFAULT_MAX_ARENA_SIZE: u64 = 1 << 40;
 #[derive(Debug, Clone, Default)]
 pub struct StoreConfig {
     /// Unix socket to serve the Plasma protocol on. Empty: no socket, in-process use only.
-    /// An existing file at this path is replaced (like the real store).
+    /// A stale socket left at this path by a store that is gone is replaced; a path where a
+    /// store still answers, or that is not a socket, is refused ([`Error::SocketInUse`],
+    /// [`Error::NotASocket`]), so a second store cannot cut the first one's clients off.
     pub socket_path: PathBuf,
     /// Bytes of objects the store may hold (`-m`).
     pub capacity: u64,
@@ -145,7 +147,7 @@ impl EmbeddedStore {
                     shared.shutdown.store(true, Ordering::Release);
                     shared.wake_timer();
                     let _ = timer.join();
-                    return Err(e.into());
+                    return Err(e);
                 }
             }
         };

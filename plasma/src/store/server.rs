@@ -33,7 +33,7 @@ use super::Shared;
 use crate::wire::fd_passing::{recv_fd, send_fd};
 use crate::wire::messages::{self, Message, ObjectSpec, PlasmaError, Request};
 use crate::wire::{read_frame, write_frame, MessageType, WireError};
-use crate::ObjectId;
+use crate::{Error, ObjectId};
 
 /// A peer that does not read its replies for this long is disconnected.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -488,6 +488,9 @@ fn handle_request(
 /// The running listener and the sockets of live connections (to close them on stop).
 pub(super) struct ServerHandle {
     path: PathBuf,
+    /// Device and inode of the socket file this store bound: on stop the file at `path` is
+    /// removed only if it is still this one (another store may have taken the path since).
+    bound: (u64, u64),
     /// A second handle on the listening socket, to wake `accept` on stop.
     listener: UnixListener,
     accept: Option<JoinHandle<()>>,
@@ -495,16 +498,104 @@ pub(super) struct ServerHandle {
     live: Arc<Mutex<HashMap<ClientId, UnixStream>>>,
 }
 
-impl ServerHandle {
-    /// Replaces any file at `path`, binds and starts accepting.
-    pub(super) fn start(path: &Path, shared: Arc<Shared>) -> std::io::Result<Self> {
-        match std::fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+/// What is at a socket path before binding.
+#[derive(Debug, PartialEq, Eq)]
+enum PathState {
+    /// Nothing: bind there.
+    Free,
+    /// A socket nobody listens on (its store exited without removing it): safe to replace.
+    Stale,
+    /// A store answers there: taking the path would cut its clients off from it.
+    Live,
+}
+
+/// Probes a socket file with a non-blocking connect: a blocking one could wait forever on a
+/// live store whose backlog is full, which is still a live store.
+fn probe_socket(path: &Path) -> std::io::Result<PathState> {
+    use rustix::io::Errno;
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let address = SocketAddrUnix::new(path)?;
+    let socket = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )?;
+    match rustix::net::connect(&socket, &address) {
+        // Someone accepted, or is listening with a full backlog.
+        Ok(()) | Err(Errno::AGAIN) | Err(Errno::INPROGRESS) => Ok(PathState::Live),
+        // A socket file without a listener: what a killed store leaves behind.
+        Err(Errno::CONNREFUSED) => Ok(PathState::Stale),
+        // Removed between our look and the connect.
+        Err(Errno::NOENT) => Ok(PathState::Free),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Decides whether this store may bind `path`, removing a stale socket left by a store that
+/// did not exit cleanly. Refuses a live store's socket and anything that is not a socket.
+///
+/// Two stores starting at the same instant on the same path can still race (both see it free);
+/// this guards against the common mistake of starting a second store on a running one's path.
+fn claim_socket_path(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::FileTypeExt;
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::SocketPath {
+                path: path.to_path_buf(),
+                source,
+            })
         }
-        let listener = UnixListener::bind(path)?;
-        let waker = listener.try_clone()?;
+    };
+    if !metadata.file_type().is_socket() {
+        return Err(Error::NotASocket {
+            path: path.to_path_buf(),
+        });
+    }
+    let state = probe_socket(path).map_err(|source| Error::SocketPath {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match state {
+        PathState::Free => Ok(()),
+        PathState::Live => Err(Error::SocketInUse {
+            path: path.to_path_buf(),
+        }),
+        PathState::Stale => {
+            info!(socket = %path.display(), "removing a stale socket (no store listens on it)");
+            match std::fs::remove_file(path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(source) => Err(Error::SocketPath {
+                    path: path.to_path_buf(),
+                    source,
+                }),
+            }
+        }
+    }
+}
+
+/// Device and inode of the file at `path` (not following a symlink).
+fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::symlink_metadata(path)?;
+    Ok((metadata.dev(), metadata.ino()))
+}
+
+impl ServerHandle {
+    /// Binds `path` and starts accepting. A stale socket there is replaced; a live store's
+    /// socket, or a file that is no socket, is refused (see [`claim_socket_path`]).
+    pub(super) fn start(path: &Path, shared: Arc<Shared>) -> Result<Self, Error> {
+        claim_socket_path(path)?;
+        let io = |source| Error::SocketPath {
+            path: path.to_path_buf(),
+            source,
+        };
+        let listener = UnixListener::bind(path).map_err(io)?;
+        let bound = file_identity(path).map_err(io)?;
+        let waker = listener.try_clone().map_err(io)?;
         let live: Arc<Mutex<HashMap<ClientId, UnixStream>>> = Arc::default();
         let accept = {
             let shared = shared.clone();
@@ -516,6 +607,7 @@ impl ServerHandle {
         info!(socket = %path.display(), "serving the Plasma protocol");
         Ok(Self {
             path: path.to_path_buf(),
+            bound,
             listener: waker,
             accept: Some(accept),
             shared,
@@ -523,13 +615,21 @@ impl ServerHandle {
         })
     }
 
-    /// Stops accepting, closes every connection and removes the socket file.
+    /// Whether the file at our path is still the socket this store bound.
+    fn path_is_ours(&self) -> bool {
+        file_identity(&self.path).is_ok_and(|identity| identity == self.bound)
+    }
+
+    /// Stops accepting, closes every connection and removes the socket file if it is still
+    /// ours (never another store's that took the path meanwhile).
     pub(super) fn stop(mut self) {
         // The shutdown flag is already set. Shutting the listening socket down makes a blocked
         // `accept` return on Linux (even if the socket file was already removed by someone);
-        // a connection attempt is the fallback.
+        // a connection attempt is the fallback, only to our own socket.
         let _ = rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Both);
-        let _ = UnixStream::connect(&self.path);
+        if self.path_is_ours() {
+            let _ = UnixStream::connect(&self.path);
+        }
         if let Some(t) = self.accept.take() {
             let _ = t.join();
         }
@@ -537,7 +637,11 @@ impl ServerHandle {
         for (_, stream) in live {
             let _ = stream.shutdown(Shutdown::Both);
         }
-        let _ = std::fs::remove_file(&self.path);
+        if self.path_is_ours() {
+            let _ = std::fs::remove_file(&self.path);
+        } else {
+            info!(socket = %self.path.display(), "socket path was taken over or removed; leaving it");
+        }
         let _ = &self.shared;
     }
 }

@@ -653,3 +653,79 @@ pub fn pool_survives_store_restart(launch: &StoreLauncher, relaunch: &StoreRelau
         stop();
     });
 }
+
+/// A store full of sealed, unreferenced (so evictable) objects: a create without eviction of
+/// an object larger than the free space fails with `StoreFull` and every sealed object is still
+/// there, byte for byte; one that fits succeeds. A plain create of the same too-large object
+/// then succeeds by evicting, which shows the store really was full and the objects evictable.
+pub fn create_without_eviction_never_evicts(launch: &StoreLauncher) {
+    const MIB: u64 = 1 << 20;
+    let store = launch(8 * MIB);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let pool = StorePool::connect(&store.socket, 2, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let sealed: Vec<ObjectId> = (0..6).map(|n| oid("no-evict", n)).collect();
+        for (n, id) in sealed.iter().enumerate() {
+            let mut object = pool.create(*id, MIB, 0).await.unwrap();
+            fill_pattern(object.data_mut(), n as u8);
+            let digest = object_digest(object.data_mut(), b"");
+            object.seal(digest).await.unwrap();
+        }
+        assert_eq!(pool.free_space().await.unwrap(), 2 * MIB);
+
+        let big = oid("no-evict", 100);
+        match pool.create_without_eviction(big, 3 * MIB, 0).await {
+            Err(Error::StoreFull { needed, free }) => {
+                assert_eq!((needed, free), (3 * MIB, 2 * MIB));
+            }
+            Err(other) => panic!("expected StoreFull, got {other}"),
+            Ok(_) => panic!("a 3 MiB object fit in 2 MiB without eviction"),
+        }
+        assert!(!pool.contains(big).await.unwrap());
+        let got = pool.get(sealed.clone(), Duration::ZERO).await.unwrap();
+        for (n, object) in got.iter().enumerate() {
+            let object = object
+                .as_ref()
+                .unwrap_or_else(|| panic!("sealed object {n} was evicted"));
+            assert!(is_pattern(&object.data, n as u8), "object {n} changed");
+        }
+        drop(got);
+
+        // One that fits is created (and metadata counts towards the size).
+        let fits = oid("no-evict", 101);
+        let mut object = pool
+            .create_without_eviction(fits, MIB - 10, 10)
+            .await
+            .unwrap();
+        object.metadata_mut().copy_from_slice(b"0123456789");
+        let data = object.data_mut().to_vec();
+        let digest = object_digest(&data, b"0123456789");
+        object.seal(digest).await.unwrap();
+        assert_eq!(pool.free_space().await.unwrap(), MIB);
+        for id in &sealed {
+            assert!(
+                pool.contains(*id).await.unwrap(),
+                "{id} evicted by a create that fit"
+            );
+        }
+
+        // The contrast: the ordinary create evicts to make room.
+        let object = pool.create(big, 3 * MIB, 0).await.unwrap();
+        object.abort().await.unwrap();
+        let mut evicted = 0;
+        for id in &sealed {
+            if !pool.contains(*id).await.unwrap() {
+                evicted += 1;
+            }
+        }
+        assert!(
+            evicted > 0,
+            "the ordinary create fit without evicting: test is void"
+        );
+    });
+}
