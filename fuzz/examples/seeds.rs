@@ -77,6 +77,7 @@ fn main() {
     );
     let object = ObjectRequest {
         digest_trailer: true,
+        object_digest: false,
         ..ObjectRequest::new(TransferKind::Take, id(9))
     };
     write(

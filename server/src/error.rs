@@ -71,11 +71,12 @@ impl From<ReadError<ExchangeError>> for ServeError {
     }
 }
 
-/// A local store failure as a status code: "already here" has its own code (0x81); every other
-/// failure of our store is 0x60.
+/// A local store failure as a status code: "already here" has its own code (0x81), "no room
+/// without evicting" too (0x64); every other failure of our store is 0x60.
 pub fn local_store_status(error: &plasma_store::Error) -> Status {
     match error {
         plasma_store::Error::ObjectExists(_) => Status::AlreadyInStore,
+        plasma_store::Error::StoreFull { .. } => Status::StoreFull,
         _ => Status::StoreError,
     }
 }

@@ -57,7 +57,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         }
         return Ok(());
     }
-    let trust = trust_from(&options)?;
+    let trust = with_revocations(trust_from(&options)?, &options)?;
     let identity = match (&options.cert_dir, &options.ca) {
         (Some(dir), Some(_)) => {
             let (cert, key) = (
@@ -152,6 +152,16 @@ fn reload<S>(node: &Node<S>, options: &Options) {
             error!(%error, "SIGHUP: access file not reloaded; the previous policy stays in force")
         }
     }
+}
+
+/// Adds `--revoked`: those certificates are refused even if pinned or CA-issued.
+fn with_revocations(trust: Trust, options: &Options) -> Result<Trust, StartError> {
+    let Some(path) = &options.revoked else {
+        return Ok(trust);
+    };
+    let revoked = plasma_stream_certs::RevocationList::from_file(path)?;
+    info!(file = %path.display(), "revocation list loaded: its certificates are refused");
+    Ok(trust.with_revoked(revoked))
 }
 
 fn trust_from(options: &Options) -> Result<Trust, StartError> {

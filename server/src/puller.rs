@@ -393,21 +393,29 @@ async fn attempt<S: ObjectStore>(
 }
 
 /// Creates the object in the local store. Without `--evict-for-incoming` the store may not
-/// evict for it: an object that does not fit fails with 0x64, and nothing here is lost.
+/// evict for it: an object that does not fit fails with 0x64, and nothing here is lost (a
+/// holder that declares a huge size cannot wipe this store). The declared size is checked
+/// by the store against its free space before anything is allocated.
 async fn create<S: ObjectStore>(
     node: &Node<S>,
     id: ObjectId,
     data_size: u64,
     metadata_size: u64,
 ) -> Result<NewObject, Status> {
-    node.store
-        .create(store_id(id), data_size, metadata_size)
-        .await
-        .map_err(|error| {
-            let status = local_store_status(&error);
-            warn!(object = %id, %error, "cannot create the object in the local store");
-            status
-        })
+    let created = if node.evict_for_incoming {
+        node.store
+            .create(store_id(id), data_size, metadata_size)
+            .await
+    } else {
+        node.store
+            .create_without_eviction(store_id(id), data_size, metadata_size)
+            .await
+    };
+    created.map_err(|error| {
+        let status = local_store_status(&error);
+        warn!(object = %id, %error, "cannot create the object in the local store");
+        status
+    })
 }
 
 /// Metadata, then data from the body's offset, straight into the object, feeding the digest

@@ -276,3 +276,65 @@ async fn sighup_reloads_the_access_policy() {
     assert_eq!(sync(3).await, Status::NotPermitted);
     assert!(!contains(&mut destination.store(), oid(63, 3)));
 }
+
+/// A certificate on the revocation list (`--revoked`) is refused although it is pinned.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_certificate_is_refused() {
+    let ids = Identities::new(3);
+    let files = tempfile::tempdir().unwrap();
+    let revoked = access_file(&files, "revoked", &format!("{}\n", ids.fp(CLIENT)));
+    let source = Server::start(pinned_config(16 * MIB, ids.dir(SOURCE), &[ids.fp(DEST)]));
+    let destination = Server::start(
+        pinned_config(16 * MIB, ids.dir(DEST), &[ids.fp(SOURCE), ids.fp(CLIENT)])
+            .with_args(&["--revoked", revoked.to_str().unwrap()]),
+    );
+    let id = oid(64, 1);
+    put(&mut source.store(), id, 100, 0);
+    let refused = async {
+        let client = stream::Client::builder()
+            .identity_dir(ids.dir(CLIENT))
+            .trust_fingerprint(destination.fingerprint.parse().unwrap())
+            .connect(destination.addr)
+            .await?;
+        client
+            .sync(vec![PeerRequest::Copy {
+                from: source.addr,
+                objects: vec![id],
+            }])
+            .await
+    };
+    assert!(refused.await.is_err(), "a revoked client must be refused");
+    assert!(!contains(&mut destination.store(), id));
+}
+
+/// An incoming object never evicts what the store holds: one that does not fit fails with
+/// 0x64 (store full) and every sealed object stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_that_does_not_fit_evicts_nothing() {
+    let source = Server::embedded(96 * MIB);
+    let destination = Server::embedded(64 * MIB);
+    let resident: Vec<_> = (1..=4).map(|n| oid(65, n)).collect();
+    for id in &resident {
+        put(&mut destination.store(), *id, 10 * MIB, 0);
+    }
+    let big = oid(65, 9);
+    put(&mut source.store(), big, 60 * MIB, 0);
+    let client = plasma_stream_tests::client(destination.addr).await;
+    let report = client
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![big],
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        report.peer_reports[0].objects[0].status,
+        Status::StoreFull,
+        "{report:?}"
+    );
+    for id in &resident {
+        verify(&mut destination.store(), *id, 10 * MIB, 0);
+    }
+    assert!(!contains(&mut destination.store(), big));
+    assert!(contains(&mut source.store(), big));
+}
