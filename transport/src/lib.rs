@@ -45,6 +45,7 @@
 
 mod config;
 mod connection;
+mod door;
 mod endpoint;
 mod error;
 mod pool;
@@ -56,7 +57,7 @@ mod tcp;
 pub use config::{CongestionControl, TransportConfig, TransportMode};
 pub use connection::{Connection, ConnectionKind};
 pub use endpoint::{all_interfaces, Endpoint, Incoming, LegacyStream, ALPN};
-pub use error::{Result, TransportError};
+pub use error::{RefusedBecause, Result, TransportError};
 pub use pool::ConnectionPool;
 pub use reader::{BudgetClaim, MessageReader, ReadBudget, ReadError, MAX_BUFFERED_MESSAGE};
 pub use stream::{RecvStream, SendStream, TcpRecv, TcpSend};
