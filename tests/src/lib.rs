@@ -5,6 +5,8 @@
 //! grace period), and every socket lives in a per-test temporary directory; servers listen on
 //! port 0 and report the chosen port through `--ready-file`, so tests run in parallel.
 
+pub mod attack;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
