@@ -88,11 +88,15 @@ async fn syncs_hold_during(
     name: &str,
     transport: &'static str,
     mode: TransportMode,
+    server_args: &[&str],
     start_flood: impl FnOnce(std::net::SocketAddr) -> Flood,
 ) {
-    let config = |transport| ServerConfig {
-        transport,
-        ..ServerConfig::embedded(64 * MIB)
+    let config = |transport| {
+        ServerConfig {
+            transport,
+            ..ServerConfig::embedded(64 * MIB)
+        }
+        .with_args(server_args)
     };
     let source = Server::start(config(transport));
     let destination = Server::start(config(transport));
@@ -152,6 +156,9 @@ async fn syncs_hold_during(
         "{refusal_lines} refusal lines for {sent} attempts:\n{log}"
     );
     eprintln!("  refusal log lines: {refusal_lines}");
+    for line in log.lines().filter(|line| line.contains("refused")).take(8) {
+        eprintln!("    {line}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,6 +170,7 @@ async fn heavy_quic_initial_flood_from_many_ports_leaves_syncs_working() {
         "QUIC Initial flood",
         "auto",
         TransportMode::Auto,
+        &[],
         |target| {
             quic_initial_flood(
                 target,
@@ -181,7 +189,7 @@ async fn heavy_quic_initial_flood_from_many_ports_leaves_syncs_working() {
 async fn heavy_idle_tcp_flood_leaves_syncs_working() {
     // 300 silent sockets from another loopback address (the attacking host), each re-opened
     // 20 ms after the server closes it; the servers and client use TLS over TCP only.
-    syncs_hold_during("idle TCP flood", "tcp", TransportMode::Tcp, |target| {
+    syncs_hold_during("idle TCP flood", "tcp", TransportMode::Tcp, &[], |target| {
         idle_tcp_flood(
             target,
             IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
@@ -190,5 +198,30 @@ async fn heavy_idle_tcp_flood_leaves_syncs_working() {
             FLOOD + Duration::from_secs(5),
         )
     })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_quic_initial_flood_without_retry_is_held_by_the_handshake_budget() {
+    // Retry off: every replayed Initial starts a real handshake (the server sends its whole
+    // first flight and keeps the state for the 3 s timeout). From one attacking address the
+    // per-source limit holds it to 16 at a time; the client's own address is unaffected.
+    let initials = Arc::new(capture_initials(64).await);
+    syncs_hold_during(
+        "QUIC Initial flood, Retry off",
+        "auto",
+        TransportMode::Auto,
+        &["--quic-retry-above", "1000000000"],
+        |target| {
+            quic_initial_flood(
+                target,
+                IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+                256,
+                initials,
+                Duration::from_millis(50),
+                FLOOD + Duration::from_secs(5),
+            )
+        },
+    )
     .await;
 }
