@@ -522,6 +522,45 @@ async fn max_connections_refuses_the_extra_one_and_spares_the_others() {
 }
 
 #[tokio::test]
+async fn handshakes_racing_for_the_last_slot_end_in_one_connection_and_one_refusal() {
+    let server_id = Identity::generate(["server"]).unwrap();
+    let limited = TransportConfig {
+        max_connections: 1,
+        ..config(TransportMode::Quic)
+    };
+    let (server, _) = echo_server(localhost(), &server_id, &Trust::Insecure, limited).await;
+    let addr = server.local_addr().unwrap();
+    let id = Identity::generate(["c"]).unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(
+            Endpoint::client(&id, &Trust::Insecure, config(TransportMode::Quic))
+                .await
+                .unwrap(),
+        );
+    }
+    // Started together, so that several pass the slot check before any takes the slot: the
+    // losers are refused before the handshake (Busy) or closed after it (ConnectionLimit),
+    // either way as a refusal that says so (over a stream that was already open, the stream
+    // error carries the reason).
+    let attempts = clients.iter().map(|client| async move {
+        let connection = client.connect(addr).await?;
+        echo_once(&connection, b"race").await?;
+        Ok::<_, TransportError>(connection)
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let connected = results.iter().filter(|result| result.is_ok()).count();
+    assert_eq!(connected, 1, "{results:?}");
+    for err in results.iter().filter_map(|result| result.as_ref().err()) {
+        assert!(
+            matches!(err, TransportError::Refused { .. })
+                || err.to_string().contains("connection limit"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn legacy_first_byte_is_detected_only_when_enabled() {
     let server_id = Identity::generate(["server"]).unwrap();
     let legacy = TransportConfig {
