@@ -7,6 +7,11 @@
 //! `plasma-stream/1`. Tuning (windows, congestion control, socket buffers) lives in
 //! [`TransportConfig`].
 //!
+//! A server's accept side is a front door that bounds unauthenticated work (QUIC Retry, a
+//! handshake budget overall and per source, a short inbound handshake timeout, refusals that
+//! say why, rate-limited refusal logs): `door` and `endpoint::listen`, described in
+//! docs/transport.md, "The front door".
+//!
 //! This crate moves bytes; it does not know what they mean (that is `plasma-stream-protocol`).
 //!
 //! ```no_run
