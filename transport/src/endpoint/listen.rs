@@ -154,8 +154,11 @@ impl Endpoint {
         if let Some(listener) = tcp {
             let acceptor =
                 (config.mode != TransportMode::Quic).then(|| TlsAcceptor::from(tls_server.clone()));
+            // Opened here, not in the task: the spare must exist before anything can use up
+            // the descriptors.
+            let reserve = FdReserve::new();
             tasks.push(tokio::spawn(
-                tcp_accept_loop(listener, acceptor, door, sender, config.clone())
+                tcp_accept_loop(listener, acceptor, reserve, door, sender, config.clone())
                     .instrument(tracing::info_span!("tcp_listener", addr = %local_addr)),
             ));
         }
@@ -299,13 +302,13 @@ fn budget_text(reason: Refusal) -> &'static str {
 async fn tcp_accept_loop(
     listener: TcpListener,
     acceptor: Option<TlsAcceptor>,
+    mut reserve: FdReserve,
     door: Door,
     sender: mpsc::Sender<Incoming>,
     config: TransportConfig,
 ) {
     const FIRST_BACKOFF: Duration = Duration::from_millis(10);
     let mut backoff = FIRST_BACKOFF;
-    let mut reserve = FdReserve::new();
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => {
