@@ -31,6 +31,11 @@ const P99_BOUND: Duration = Duration::from_secs(2);
 /// a few hundred KiB at most, plus quinn's queue of 4,096 Initials at ~1.5 KiB each).
 const RSS_GROWTH_BOUND: u64 = 64 * MIB;
 
+/// One flood at a time, under plain `cargo test` too (nextest's heavy group already runs them
+/// one by one): the figures are per flood, and floods side by side on 2 cores measure the
+/// machine, not the front door.
+static ONE_FLOOD_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Figures {
     syncs: usize,
     p50: Duration,
@@ -91,6 +96,7 @@ async fn syncs_hold_during(
     server_args: &[&str],
     start_flood: impl FnOnce(std::net::SocketAddr) -> Flood,
 ) {
+    let _turn = ONE_FLOOD_AT_A_TIME.lock().await;
     let config = |transport| {
         ServerConfig {
             transport,
@@ -100,8 +106,12 @@ async fn syncs_hold_during(
     };
     let source = Server::start(config(transport));
     let destination = Server::start(config(transport));
+    let quiet = ProcessCost::of(destination.process.pid());
+    let quiet_at = Instant::now();
     let baseline = syncs_during(&source, &destination, mode, 1, Duration::from_secs(3)).await;
     let before = ProcessCost::of(destination.process.pid());
+    let quiet_cpu =
+        before.cpu.saturating_sub(quiet.cpu).as_secs_f64() / quiet_at.elapsed().as_secs_f64();
 
     let flood = start_flood(destination.addr);
     let flooded_at = Instant::now();
@@ -113,13 +123,14 @@ async fn syncs_hold_during(
     let cpu = peak.cpu.saturating_sub(before.cpu);
     eprintln!(
         "{name}: {sent} attempts in {elapsed:.1?} ({:.0}/s)\n  \
-         baseline: {} SYNCs, p50 {:.1?}, p99 {:.1?}\n  \
+         baseline: {} SYNCs, p50 {:.1?}, p99 {:.1?}, server CPU {:.0} % of one core\n  \
          flooded:  {} SYNCs, p50 {:.1?}, p99 {:.1?}, max {:.1?}\n  \
          destination server: CPU {:.2?} ({:.0} % of one core), VmRSS {} -> {} MiB, RssAnon {} -> {} MiB",
         sent as f64 / elapsed.as_secs_f64(),
         baseline.syncs,
         baseline.p50,
         baseline.p99,
+        100.0 * quiet_cpu,
         during.syncs,
         during.p50,
         during.p99,
