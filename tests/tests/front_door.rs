@@ -236,3 +236,51 @@ async fn heavy_quic_initial_flood_without_retry_is_held_by_the_handshake_budget(
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_initials_no_longer_lock_a_server_with_8_slots() {
+    // Issue 11's reproduction: 8 Initials used to take all 8 slots of a `-c 8` server for 10 s.
+    // With Retry off they are real half-open handshakes, from the client's own address; they
+    // take handshake places (12 of its 16), not connection slots.
+    let initials = capture_initials(12).await;
+    let config = || {
+        ServerConfig::embedded(16 * MIB).with_args(&["-c", "8", "--quic-retry-above", "1000000000"])
+    };
+    let source = Server::start(config());
+    let destination = Server::start(config());
+    let socket = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    for initial in &initials {
+        socket.send_to(initial, destination.addr).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let id = oid(3, 1);
+    put(&mut source.store(), id, 100, 0);
+    let started = Instant::now();
+    let report = plasma_stream_tests::client(destination.addr)
+        .await
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .expect("SYNC while 12 handshakes hang");
+    assert!(report.is_success(), "{report:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    verify(&mut destination.store(), id, 100, 0);
+    // And they were real handshakes: the server gives up on them after its 3 s timeout.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while !destination.process.log().contains("handshake_timeout") {
+        assert!(
+            Instant::now() < deadline,
+            "no handshake timed out:\n{}",
+            destination.process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
