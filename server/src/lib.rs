@@ -207,6 +207,10 @@ async fn serve<S: ObjectStore>(
         mode: options.transport,
         congestion: options.congestion,
         max_connections: options.max_connections,
+        max_handshakes: options.max_handshakes as usize,
+        max_handshakes_per_source: options.max_handshakes_per_source as usize,
+        inbound_handshake_timeout: options.handshake_timeout,
+        quic_retry_above: options.quic_retry_above,
         legacy_tcp: options.legacy_tcp,
         send_fairness: options.send_fairness,
         ..TransportConfig::default()

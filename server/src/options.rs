@@ -12,9 +12,30 @@ use plasma_stream_transport::{CongestionControl, TransportMode};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "plasma-stream-server", version, about)]
 pub struct Options {
-    /// Inbound connections served at once (QUIC and TCP together); one more is refused cleanly.
+    /// Authenticated inbound connections served at once (QUIC and TCP together); one more is
+    /// refused cleanly. A connection counts only once its handshake completed.
     #[arg(short = 'c', long, default_value_t = 128)]
     pub max_connections: usize,
+
+    /// Inbound handshakes in progress at once (QUIC and TCP together): the budget for peers not
+    /// yet authenticated, apart from -c. One more is refused at once.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_handshakes: u32,
+
+    /// Of --max-handshakes, how many one source (an IPv4 address, an IPv6 /64) may have in
+    /// progress at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_handshakes_per_source: u32,
+
+    /// Seconds an inbound connection may take to complete its TLS handshake (TCP: from accept,
+    /// first byte included; QUIC: from its first packet); fractions allowed (e.g. 0.5).
+    #[arg(long, value_name = "SECONDS", default_value = "3", value_parser = parse_seconds)]
+    pub handshake_timeout: Duration,
+
+    /// Answer QUIC Initials from unvalidated addresses with a Retry (address validation, one
+    /// extra round trip) once this many handshakes are in progress; 0: always.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub quic_retry_above: usize,
 
     /// Unix socket of the Plasma store (with --embedded-store: where the embedded store serves).
     #[arg(short = 's', long, default_value = "/tmp/plasma")]
@@ -186,6 +207,16 @@ fn parse_congestion(text: &str) -> Result<CongestionControl, String> {
     text.parse()
 }
 
+/// Parses a positive number of seconds, fractions allowed (`3`, `0.5`).
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|seconds| *seconds > 0.0)
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+        .ok_or_else(|| format!("`{text}` is not a positive number of seconds"))
+}
+
 /// Parses `4GiB`, `512MiB`, `64KiB`, `2GB`, `1000` (bytes); case-insensitive.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let trimmed = text.trim();
@@ -232,6 +263,21 @@ mod tests {
         assert!(options.bind.is_unspecified());
         assert!(!options.insecure && !options.legacy_tcp);
         assert_eq!(options.transport, TransportMode::Auto);
+        // The front door's defaults are the transport's (documented there, field by field).
+        let transport = plasma_stream_transport::TransportConfig::default();
+        assert_eq!(options.max_handshakes as usize, transport.max_handshakes);
+        assert_eq!(
+            options.max_handshakes_per_source as usize,
+            transport.max_handshakes_per_source
+        );
+        assert_eq!(
+            options.handshake_timeout,
+            transport.inbound_handshake_timeout
+        );
+        assert_eq!(options.quic_retry_above, transport.quic_retry_above);
+        assert!(Options::try_parse_from(["s", "--handshake-timeout", "0"]).is_err());
+        let half = Options::parse_from(["s", "--handshake-timeout", "0.5"]);
+        assert_eq!(half.handshake_timeout, Duration::from_millis(500));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! grace period), and every socket lives in a per-test temporary directory; servers listen on
 //! port 0 and report the chosen port through `--ready-file`, so tests run in parallel.
 
+pub mod attack;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -28,7 +30,13 @@ pub fn workspace_root() -> PathBuf {
 /// If it is missing (a fresh checkout where only this package was built, as
 /// `cargo run -p plasma-stream-tests --bin quickstart` does), it is built first with the same
 /// profile, so the quickstart is one command.
+///
+/// `PLASMA_STREAM_BIN_DIR` overrides the directory (e.g. `target/release`, to measure the
+/// release build from debug-built tests, as the front-door figures in docs/operations.md are).
 pub fn binary(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("PLASMA_STREAM_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
     let exe = std::env::current_exe().unwrap_or_default();
     let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     if dir.ends_with("deps") {

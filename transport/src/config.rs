@@ -86,10 +86,50 @@ pub struct TransportConfig {
     /// 0.5 s); waiting longer only delays the fallback when UDP is silently dropped.
     pub quic_connect_timeout: Duration,
 
-    /// Limit on a whole handshake (TCP connect + TLS, or QUIC in Quic mode), and on an inbound
-    /// TCP connection sending its first byte. Default 10 s: generous for slow links, short
-    /// enough that a stalled peer cannot hold a connection slot for long.
+    /// Limit on a whole outbound handshake (TCP connect + TLS, or QUIC in Quic mode).
+    /// Default 10 s: generous for slow links; it only bounds how long a dialer waits. The
+    /// inbound side has its own, shorter limit ([`TransportConfig::inbound_handshake_timeout`]).
     pub handshake_timeout: Duration,
+
+    /// How long an inbound connection may take from its first packet (QUIC) or its accept
+    /// (TCP) to a completed, authenticated TLS handshake; after it the attempt is dropped and
+    /// its place in the handshake budget freed (`--handshake-timeout`). Default 3 s: a real
+    /// handshake takes 1–3 round trips (milliseconds on a LAN, well under a second across a
+    /// continent, with room for a lost flight or two), while every second allowed is a second
+    /// a silent socket keeps its place: the budget divided by this is the rate of new stalled
+    /// handshakes that can lock out newcomers (64 / 3 s ≈ 21 per second, from one source
+    /// prefix at most 16 at a time).
+    pub inbound_handshake_timeout: Duration,
+
+    /// Inbound handshakes in progress at once, QUIC and TCP together (`--max-handshakes`): the
+    /// budget for unauthenticated work, separate from `max_connections`. One more is refused
+    /// at once (QUIC: CONNECTION_REFUSED; TCP: a TLS `internal_error` alert), which the
+    /// dialer reports as the peer being busy. Default 64: a legitimate handshake holds its
+    /// place for milliseconds, so 64 places carry thousands of handshakes per second, while 64
+    /// half-open handshakes cost at most a few MiB (quinn connection state or a socket and a
+    /// rustls session each; the flood measurements are in docs/operations.md).
+    pub max_handshakes: usize,
+
+    /// Of [`TransportConfig::max_handshakes`], how many one source may have in progress: one
+    /// IPv4 address or one IPv6 /64 (`--max-handshakes-per-source`). One attacking host then
+    /// cannot take the whole budget. Default 16: a peer on the TCP fallback dials up to
+    /// `tcp_sockets_per_peer` (8) sockets at once, and a client may share its host. QUIC source
+    /// addresses are validated first (see [`TransportConfig::quic_retry_above`]), so a spoofed
+    /// source cannot use up a victim's share.
+    pub max_handshakes_per_source: usize,
+
+    /// QUIC address validation: an Initial from a source address not yet validated is
+    /// answered with a stateless Retry when at least this many handshakes are in progress
+    /// (`--quic-retry-above`). Default 0, Retry always: a spoofed or replayed Initial then
+    /// costs one small packet and no state, no TLS work and no place in the budget, and the
+    /// per-source limit counts only addresses that proved they receive our packets. The price
+    /// is one round trip on each new QUIC connection, paid once per pooled connection (peers
+    /// keep theirs for as long as they are used). `usize::MAX` disables Retry.
+    pub quic_retry_above: usize,
+
+    /// How often refused inbound attempts are summarised in the log: the first refusal of each
+    /// reason in an interval is logged at once, the rest in one line at its end. Default 10 s.
+    pub refusal_log_interval: Duration,
 
     /// A connection with no traffic for this long is closed (QUIC idle timeout; TCP sockets
     /// idle in the client pool are dropped after it; inbound TCP reads time out after it).
@@ -129,9 +169,13 @@ pub struct TransportConfig {
     /// debug level. Memory is kernel memory, used only while the receiver lags.
     pub udp_socket_buffer: usize,
 
-    /// Inbound connections served at once, QUIC and TCP together (`-c/--max-connections`).
-    /// One more is refused cleanly (QUIC: refused at the handshake; TCP: closed); existing
-    /// connections are unaffected. Default 128.
+    /// Authenticated inbound connections served at once, QUIC and TCP together
+    /// (`-c/--max-connections`). A connection takes its slot only once its handshake has
+    /// completed (handshakes have their own budget, [`TransportConfig::max_handshakes`]), so
+    /// peers that never authenticate cannot take slots. When all are taken, a new attempt is
+    /// refused before its handshake (QUIC: CONNECTION_REFUSED; TCP: a TLS `internal_error`
+    /// alert), and one that completes its handshake just as the last slot goes is closed with
+    /// the reason "at its connection limit"; existing connections are unaffected. Default 128.
     pub max_connections: usize,
 
     /// Accept the original plaintext byte format on the TCP port ([`crate::Incoming::Legacy`]).
@@ -173,6 +217,11 @@ impl Default for TransportConfig {
             mode: TransportMode::Auto,
             quic_connect_timeout: Duration::from_millis(1500),
             handshake_timeout: Duration::from_secs(10),
+            inbound_handshake_timeout: Duration::from_secs(3),
+            max_handshakes: 64,
+            max_handshakes_per_source: 16,
+            quic_retry_above: 0,
+            refusal_log_interval: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             stream_receive_window: 16 * MIB,
             receive_window: 32 * MIB,

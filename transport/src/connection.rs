@@ -21,7 +21,9 @@ use std::sync::Arc;
 
 use plasma_stream_certs::Fingerprint;
 
-use crate::error::{quic_error_message, Result, TransportError};
+use crate::error::{
+    quic_error_message, RefusedBecause, Result, TransportError, CLOSE_CONNECTION_LIMIT,
+};
 use crate::socket::canonical;
 use crate::stream::{tcp_unsplit, RecvStream, SendStream};
 use crate::tcp::{TcpAccepted, TcpDialer};
@@ -127,14 +129,21 @@ impl Connection {
     pub async fn open_bi(&self) -> Result<(SendStream, RecvStream)> {
         match &self.inner {
             Inner::Quic { connection, .. } => {
-                let (send, recv) =
-                    connection
-                        .open_bi()
-                        .await
-                        .map_err(|err| TransportError::ConnectionLost {
+                let (send, recv) = connection.open_bi().await.map_err(|err| match &err {
+                    // The server completed the handshake, then found every slot taken.
+                    quinn::ConnectionError::ApplicationClosed(close)
+                        if close.error_code == quinn::VarInt::from_u32(CLOSE_CONNECTION_LIMIT) =>
+                    {
+                        TransportError::Refused {
                             peer: self.remote_addr(),
-                            message: quic_error_message(&err),
-                        })?;
+                            reason: RefusedBecause::ConnectionLimit,
+                        }
+                    }
+                    _ => TransportError::ConnectionLost {
+                        peer: self.remote_addr(),
+                        message: quic_error_message(&err),
+                    },
+                })?;
                 Ok((SendStream::Quic(send), RecvStream::Quic(recv)))
             }
             Inner::TcpClient(dialer) => dialer.open_bi().await,

@@ -32,9 +32,13 @@ pub enum TransportError {
     #[error("handshake with {peer} failed: {message}")]
     Handshake { peer: SocketAddr, message: String },
 
-    /// The peer refused the connection because it is at its connection limit.
-    #[error("{peer} refused the connection (it is at its connection limit)")]
-    Refused { peer: SocketAddr },
+    /// The peer refused the connection before serving it: at its connection limit, or with
+    /// too many handshakes in progress. Worth retrying later; not a reason to fall back.
+    #[error("{peer} refused the connection: {reason}")]
+    Refused {
+        peer: SocketAddr,
+        reason: RefusedBecause,
+    },
 
     /// Nothing answered in time.
     #[error("{what} to {peer} timed out after {after:?}")]
@@ -79,6 +83,36 @@ pub enum TransportError {
     Io(#[from] io::Error),
 }
 
+/// Why a server refused a connection, as far as the dialer can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusedBecause {
+    /// It completed the handshake and then said it is at `-c/--max-connections`.
+    ConnectionLimit,
+    /// It refused before the handshake: QUIC CONNECTION_REFUSED or, over TCP, a TLS
+    /// `internal_error` alert before its ServerHello. Either its connection limit or its
+    /// handshake budget (overall or for our source address) is full; the wire does not say
+    /// which.
+    Busy,
+}
+
+impl std::fmt::Display for RefusedBecause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RefusedBecause::ConnectionLimit => {
+                "it is at its connection limit (-c/--max-connections); try again later"
+            }
+            RefusedBecause::Busy => {
+                "it is at its connection limit or has too many handshakes in progress \
+                 (-c/--max-connections, --max-handshakes, --max-handshakes-per-source); try again later"
+            }
+        })
+    }
+}
+
+/// Application close code a server sends on a QUIC connection whose handshake completed when
+/// all `max_connections` slots were taken (the reason text says so too).
+pub(crate) const CLOSE_CONNECTION_LIMIT: u32 = 0x10;
+
 /// Result alias for this crate.
 pub type Result<T, E = TransportError> = std::result::Result<T, E>;
 
@@ -108,6 +142,11 @@ pub(crate) fn quic_error_message(err: &quinn::ConnectionError) -> String {
         quinn::ConnectionError::TransportError(transport) => {
             plasma_stream_certs::tidy_tls_error(&transport.reason)
         }
+        quinn::ConnectionError::ConnectionClosed(close)
+            if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+        {
+            format!("refused by the peer: {}", RefusedBecause::Busy)
+        }
         quinn::ConnectionError::ConnectionClosed(close) => {
             let reason =
                 plasma_stream_certs::tidy_tls_error(&String::from_utf8_lossy(&close.reason));
@@ -124,6 +163,11 @@ pub(crate) fn quic_error_message(err: &quinn::ConnectionError) -> String {
                 _ => format!("closed by the peer ({}): {reason}", close.error_code),
             }
         }
+        quinn::ConnectionError::ApplicationClosed(close)
+            if close.error_code == quinn::VarInt::from_u32(CLOSE_CONNECTION_LIMIT) =>
+        {
+            format!("refused by the peer: {}", RefusedBecause::ConnectionLimit)
+        }
         quinn::ConnectionError::ApplicationClosed(close) => {
             let reason = String::from_utf8_lossy(&close.reason);
             format!(
@@ -139,6 +183,19 @@ pub(crate) fn quic_error_message(err: &quinn::ConnectionError) -> String {
         quinn::ConnectionError::TimedOut => "timed out (no answer within the idle timeout)".into(),
         other => other.to_string(),
     }
+}
+
+/// The TLS alert a server sends over TCP, in place of a ServerHello, when it refuses a
+/// connection (`internal_error`: "unrelated to the peer or the correctness of the protocol",
+/// RFC 8446 §6.2; TLS has no "busy" alert).
+pub(crate) const REFUSAL_ALERT: u8 = 80;
+
+/// Whether a failed TLS-over-TCP handshake is the server's refusal ([`REFUSAL_ALERT`]).
+pub(crate) fn is_refusal_alert(err: &io::Error) -> bool {
+    matches!(
+        err.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::AlertReceived(alert)) if u8::from(*alert) == REFUSAL_ALERT
+    )
 }
 
 /// Text of a TLS failure on a TCP socket, with rustls's wrapping removed.

@@ -7,6 +7,11 @@
 //! `plasma-stream/1`. Tuning (windows, congestion control, socket buffers) lives in
 //! [`TransportConfig`].
 //!
+//! A server's accept side is a front door that bounds unauthenticated work (QUIC Retry, a
+//! handshake budget overall and per source, a short inbound handshake timeout, refusals that
+//! say why, rate-limited refusal logs): `door` and `endpoint::listen`, described in
+//! docs/transport.md, "The front door".
+//!
 //! This crate moves bytes; it does not know what they mean (that is `plasma-stream-protocol`).
 //!
 //! ```no_run
@@ -45,6 +50,7 @@
 
 mod config;
 mod connection;
+mod door;
 mod endpoint;
 mod error;
 mod pool;
@@ -56,7 +62,7 @@ mod tcp;
 pub use config::{CongestionControl, TransportConfig, TransportMode};
 pub use connection::{Connection, ConnectionKind};
 pub use endpoint::{all_interfaces, Endpoint, Incoming, LegacyStream, ALPN};
-pub use error::{Result, TransportError};
+pub use error::{RefusedBecause, Result, TransportError};
 pub use pool::ConnectionPool;
 pub use reader::{BudgetClaim, MessageReader, ReadBudget, ReadError, MAX_BUFFERED_MESSAGE};
 pub use stream::{RecvStream, SendStream, TcpRecv, TcpSend};

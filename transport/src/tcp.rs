@@ -18,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
-use crate::error::{tls_io_message, Result, TransportError};
+use crate::error::{is_refusal_alert, tls_io_message, RefusedBecause, Result, TransportError};
 use crate::stream::{buffered_tcp, tcp_pair, tune_tls, RecvStream, SendStream, TlsSocket};
 
 /// The TLS server name clients send. Pinned trust ignores it; in CA mode every issued
@@ -154,9 +154,18 @@ async fn dial(peer: SocketAddr, connector: &TlsConnector, timeout: Duration) -> 
         connector
             .connect(server_name, buffered_tcp(tcp))
             .await
-            .map_err(|err| TransportError::Handshake {
-                peer,
-                message: tls_io_message(&err),
+            .map_err(|err| {
+                if is_refusal_alert(&err) {
+                    TransportError::Refused {
+                        peer,
+                        reason: RefusedBecause::Busy,
+                    }
+                } else {
+                    TransportError::Handshake {
+                        peer,
+                        message: tls_io_message(&err),
+                    }
+                }
             })
     };
     match tokio::time::timeout(timeout, attempt).await {

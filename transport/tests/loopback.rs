@@ -494,11 +494,14 @@ async fn max_connections_refuses_the_extra_one_and_spares_the_others() {
         .unwrap();
     let err = second.connect(addr).await.unwrap_err();
     assert!(matches!(err, TransportError::Refused { .. }), "{err}");
-    // And over TCP the extra socket is closed before any handshake.
+    // And over TCP the extra socket is refused before any handshake, with a TLS alert that
+    // the dialer words as a refusal (not "tls handshake eof").
     let tcp = Endpoint::client(&id, &Trust::Insecure, config(TransportMode::Tcp))
         .await
         .unwrap();
-    assert!(tcp.connect(addr).await.is_err());
+    let err = tcp.connect(addr).await.unwrap_err();
+    assert!(matches!(err, TransportError::Refused { .. }), "{err}");
+    assert!(err.to_string().contains("connection limit"), "{err}");
 
     // The first connection is unaffected.
     echo_once(&first_connection, b"still here").await.unwrap();
@@ -516,6 +519,45 @@ async fn max_connections_refuses_the_extra_one_and_spares_the_others() {
     echo_once(&reconnected.expect("slot released after close"), b"third")
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn handshakes_racing_for_the_last_slot_end_in_one_connection_and_one_refusal() {
+    let server_id = Identity::generate(["server"]).unwrap();
+    let limited = TransportConfig {
+        max_connections: 1,
+        ..config(TransportMode::Quic)
+    };
+    let (server, _) = echo_server(localhost(), &server_id, &Trust::Insecure, limited).await;
+    let addr = server.local_addr().unwrap();
+    let id = Identity::generate(["c"]).unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(
+            Endpoint::client(&id, &Trust::Insecure, config(TransportMode::Quic))
+                .await
+                .unwrap(),
+        );
+    }
+    // Started together, so that several pass the slot check before any takes the slot: the
+    // losers are refused before the handshake (Busy) or closed after it (ConnectionLimit),
+    // either way as a refusal that says so (over a stream that was already open, the stream
+    // error carries the reason).
+    let attempts = clients.iter().map(|client| async move {
+        let connection = client.connect(addr).await?;
+        echo_once(&connection, b"race").await?;
+        Ok::<_, TransportError>(connection)
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let connected = results.iter().filter(|result| result.is_ok()).count();
+    assert_eq!(connected, 1, "{results:?}");
+    for err in results.iter().filter_map(|result| result.as_ref().err()) {
+        assert!(
+            matches!(err, TransportError::Refused { .. })
+                || err.to_string().contains("connection limit"),
+            "{err}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -695,16 +737,35 @@ async fn every_congestion_controller_moves_data() {
 }
 
 #[tokio::test]
-async fn a_silent_tcp_client_holds_its_slot_only_for_the_handshake_timeout() {
+async fn a_silent_tcp_client_takes_no_connection_slot_and_its_handshake_place_only_briefly() {
     let server_id = Identity::generate(["server"]).unwrap();
     let tight = TransportConfig {
         max_connections: 1,
-        handshake_timeout: Duration::from_millis(300),
+        max_handshakes: 1,
+        inbound_handshake_timeout: Duration::from_millis(400),
         ..config(TransportMode::Auto)
     };
     let (server, _) = echo_server(localhost(), &server_id, &Trust::Insecure, tight).await;
     let addr = server.local_addr().unwrap();
+    let client = Endpoint::client(
+        &Identity::generate(["c"]).unwrap(),
+        &Trust::Insecure,
+        config(TransportMode::Quic),
+    )
+    .await
+    .unwrap();
+
     let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let opened = std::time::Instant::now();
+    // Give the server a moment to accept it.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // While the silent socket holds the only handshake place, a handshake is refused at once,
+    // and the dialer says why.
+    let err = client.connect(addr).await.unwrap_err();
+    assert!(matches!(err, TransportError::Refused { .. }), "{err}");
+    assert!(err.to_string().contains("handshakes in progress"), "{err}");
+
+    // The silent socket is closed after the inbound handshake timeout, not the dial one.
     let mut buf = [0u8; 1];
     let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf))
         .await
@@ -713,20 +774,47 @@ async fn a_silent_tcp_client_holds_its_slot_only_for_the_handshake_timeout() {
         matches!(read, Ok(0) | Err(_)),
         "the silent socket is closed: {read:?}"
     );
-    // Its slot is free again: a real client gets in.
-    let client = Endpoint::client(
-        &Identity::generate(["c"]).unwrap(),
-        &Trust::Insecure,
-        config(TransportMode::Quic),
-    )
-    .await
-    .unwrap();
-    echo_once(
-        &client.connect(addr).await.unwrap(),
-        b"after the silent one",
-    )
-    .await
-    .unwrap();
+    assert!(
+        opened.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        opened.elapsed()
+    );
+    // Then a real client gets in, and a silent socket next to it does not take its slot.
+    let connection = client.connect(addr).await.unwrap();
+    let _silent_again = tokio::net::TcpStream::connect(addr).await.unwrap();
+    echo_once(&connection, b"after the silent one")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn handshakes_from_one_source_are_capped() {
+    let server_id = Identity::generate(["server"]).unwrap();
+    let capped = TransportConfig {
+        max_handshakes_per_source: 2,
+        inbound_handshake_timeout: Duration::from_secs(5),
+        ..config(TransportMode::Auto)
+    };
+    let (server, _) = echo_server(localhost(), &server_id, &Trust::Insecure, capped).await;
+    let addr = server.local_addr().unwrap();
+    // Two silent sockets from 127.0.0.1 take its share: a third handshake from there is
+    // refused over either transport.
+    let _silent = [
+        tokio::net::TcpStream::connect(addr).await.unwrap(),
+        tokio::net::TcpStream::connect(addr).await.unwrap(),
+    ];
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let id = Identity::generate(["c"]).unwrap();
+    for mode in [TransportMode::Tcp, TransportMode::Quic] {
+        let client = Endpoint::client(&id, &Trust::Insecure, config(mode))
+            .await
+            .unwrap();
+        let err = client.connect(addr).await.unwrap_err();
+        assert!(
+            matches!(err, TransportError::Refused { .. }),
+            "{mode:?}: {err}"
+        );
+    }
 }
 
 #[tokio::test]

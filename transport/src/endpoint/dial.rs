@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 use super::Endpoint;
 use crate::config::{TransportConfig, TransportMode};
 use crate::connection::Connection;
-use crate::error::{quic_error_message, Result, TransportError};
+use crate::error::{quic_error_message, RefusedBecause, Result, TransportError};
 use crate::socket::{all_interfaces, canonical, client_udp_socket};
 use crate::tcp::{TcpDialer, SERVER_NAME};
 
@@ -163,7 +163,10 @@ impl Endpoint {
             Ok(Err(quinn::ConnectionError::ConnectionClosed(close)))
                 if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
             {
-                Err(TransportError::Refused { peer })
+                Err(TransportError::Refused {
+                    peer,
+                    reason: RefusedBecause::Busy,
+                })
             }
             Ok(Err(quinn::ConnectionError::TimedOut)) | Err(_) => Err(TransportError::Timeout {
                 peer,
