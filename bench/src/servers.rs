@@ -490,8 +490,9 @@ pub fn measure_sync(
     deadline: Duration,
 ) -> Result<Sample, BenchError> {
     let mut pair = Pair::start(transport, setup, workload, placement, false)?;
+    let pids: Vec<u32> = pair.processes().iter().map(|(_, pid)| *pid).collect();
     let profiler = Profiler::attach(
-        &[pair.src.process.pid(), pair.dst.process.pid()],
+        &pids,
         &format!(
             "{}-{}{}",
             workload.label(),
@@ -576,7 +577,8 @@ fn transport_label(t: &Transport) -> String {
     }
 }
 
-/// `perf record -e cpu-clock --call-graph dwarf` attached to the servers for the duration of one transfer,
+/// `perf record -e cpu-clock --call-graph dwarf` attached to the servers (and pyarrow's stores,
+/// beside them) for the duration of one transfer,
 /// when `$PLASMA_STREAM_BENCH_PERF` names a directory (one `.data` file per measurement).
 /// Read them with `perf report -i FILE --no-children`.
 struct Profiler(Option<ChildGuard>);
