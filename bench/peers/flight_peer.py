@@ -9,9 +9,11 @@ client each have their own interpreter (and GIL), as two Flight users on two hos
       listens on 127.0.0.1 on a port the kernel picks and prints `listening PORT`.
       A ticket is the number of times to send that batch, in ASCII decimal.
 
-  flight_peer.py get --port P --batches N --runs K [--ca PEM]
+  flight_peer.py get --port P --batches N --runs K [--ca PEM] [--server-pid PID]
       one untimed do_get of a single batch (connection and TLS handshake), then K timed
-      do_get calls of N batches each; prints `run I bytes=VALUE_BYTES secs=SECONDS` per run.
+      do_get calls of N batches each; prints `run I bytes=VALUE_BYTES secs=SECONDS
+      cpu_dst=S [cpu_src=S]` per run: CPU seconds (user + system, /proc/PID/stat) of this
+      process and of the server's during the timed call.
 
 Only loopback is ever used: the server binds 127.0.0.1 and the client dials localhost (the
 name the harness's certificate is issued to).
@@ -88,6 +90,16 @@ def fetch(client, batches):
     return received
 
 
+def cpu_secs(pid):
+    """utime + stime of a process (all threads) in seconds, from /proc/PID/stat; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def get(args):
     if args.ca:
         client = flight.FlightClient(
@@ -97,11 +109,18 @@ def get(args):
         client = flight.FlightClient(f"grpc+tcp://localhost:{args.port}")
     # Untimed: gRPC connects lazily, so the first call pays for TCP and TLS set-up.
     fetch(client, 1)
+    me = os.getpid()
     for run in range(1, args.runs + 1):
+        cpu0 = (cpu_secs(me), args.server_pid and cpu_secs(args.server_pid))
         start = time.perf_counter()
         received = fetch(client, args.batches)
         secs = time.perf_counter() - start
-        print(f"run {run} bytes={received} secs={secs:.6f}", flush=True)
+        cpu1 = (cpu_secs(me), args.server_pid and cpu_secs(args.server_pid))
+        line = f"run {run} bytes={received} secs={secs:.6f}"
+        for name, a, b in (("cpu_dst", cpu0[0], cpu1[0]), ("cpu_src", cpu0[1], cpu1[1])):
+            if a is not None and b is not None:
+                line += f" {name}={b - a:.6f}"
+        print(line, flush=True)
     client.close()
 
 
@@ -118,6 +137,7 @@ def main():
     g.add_argument("--batches", type=int, required=True)
     g.add_argument("--runs", type=int, default=1)
     g.add_argument("--ca")
+    g.add_argument("--server-pid", type=int, default=0)
     args = parser.parse_args()
     if args.role == "serve":
         if bool(args.cert) != bool(args.key):

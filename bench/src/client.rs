@@ -1,11 +1,13 @@
 //! Driving a SYNC through the `stream` client library, as a user would.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use plasma_store::ObjectId;
 use stream::{Client, PeerRequest, Status, TransportMode};
 
+use crate::procs::CpuMeter;
 use crate::servers::SyncOutcome;
 use crate::BenchError;
 
@@ -13,14 +15,16 @@ use crate::BenchError;
 /// the request to the report: the servers' connection to each other is included, the
 /// client's own connection to `dst` is not). The client speaks `mode` (the servers'
 /// transport), so it never waits for a QUIC attempt against a TCP-only server. Gives up after
-/// `deadline` (the outcome then says `timed_out`).
+/// `deadline` (the outcome then says `timed_out`). Also returns the CPU seconds each of
+/// `processes` (role, pid) used over the same section.
 pub async fn sync_copy(
     dst: SocketAddr,
     src: SocketAddr,
     mode: TransportMode,
     ids: Vec<ObjectId>,
     deadline: Duration,
-) -> Result<SyncOutcome, BenchError> {
+    processes: Vec<(String, u32)>,
+) -> Result<(SyncOutcome, BTreeMap<String, f64>), BenchError> {
     let requested = ids.len() as u64;
     let objects = ids.into_iter().map(|id| id.0.into()).collect();
     let request = vec![PeerRequest::Copy { from: src, objects }];
@@ -30,6 +34,7 @@ pub async fn sync_copy(
         .connect(dst)
         .await
         .map_err(|e| BenchError::Server(format!("client connecting to {dst}: {e}")))?;
+    let cpu = CpuMeter::start(processes);
     let start = Instant::now();
     let work = async {
         client
@@ -37,7 +42,10 @@ pub async fn sync_copy(
             .await
             .map_err(|e| BenchError::Server(format!("SYNC: {e}")))
     };
-    match tokio::time::timeout(deadline, work).await {
+    let result = tokio::time::timeout(deadline, work).await;
+    let elapsed = start.elapsed();
+    let cpu = cpu.finish();
+    let outcome = match result {
         Err(_) => Ok(SyncOutcome {
             secs: deadline.as_secs_f64(),
             objects_ok: 0,
@@ -46,7 +54,7 @@ pub async fn sync_copy(
         }),
         Ok(Err(e)) => Err(e),
         Ok(Ok(report)) => {
-            let secs = start.elapsed().as_secs_f64();
+            let secs = elapsed.as_secs_f64();
             let outcomes: Vec<_> = report
                 .peer_reports
                 .iter()
@@ -77,5 +85,6 @@ pub async fn sync_copy(
                 failure,
             })
         }
-    }
+    };
+    outcome.map(|o| (o, cpu))
 }

@@ -21,6 +21,8 @@ pub struct Sample {
     pub half_secs: Option<f64>,
     /// Peak `RssAnon` in bytes, by process role (e.g. "src", "dst").
     pub peaks: BTreeMap<String, u64>,
+    /// CPU seconds (user + system) each process spent in the timed section, by role.
+    pub cpu: BTreeMap<String, f64>,
     /// Something a reader must know about this sample (e.g. cut off at a deadline).
     pub note: Option<String>,
 }
@@ -41,6 +43,15 @@ impl Sample {
         } else {
             0.0
         }
+    }
+
+    /// CPU seconds per GB (10^9 bytes) of payload moved, by role; empty when nothing moved.
+    pub fn cpu_per_gb(&self) -> BTreeMap<String, f64> {
+        if self.bytes == 0 {
+            return BTreeMap::new();
+        }
+        let gb = self.bytes as f64 / 1e9;
+        self.cpu.iter().map(|(k, v)| (k.clone(), v / gb)).collect()
     }
 }
 
@@ -93,6 +104,20 @@ impl Row {
             }
         }
         out
+    }
+
+    /// The median over the samples of each role's CPU seconds per GB.
+    pub fn median_cpu_per_gb(&self) -> BTreeMap<String, f64> {
+        let mut by_role: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for s in &self.samples {
+            for (k, v) in s.cpu_per_gb() {
+                by_role.entry(k).or_default().push(v);
+            }
+        }
+        by_role
+            .into_iter()
+            .filter_map(|(k, v)| median(v).map(|m| (k, m)))
+            .collect()
     }
 
     fn spread(&self) -> Option<(f64, f64)> {
@@ -175,18 +200,35 @@ pub fn fmt_ratio(r: Option<f64>) -> String {
     }
 }
 
-const HEADERS: [&str; 8] = [
+/// CPU seconds per GB with two significant digits or so: `0.42`, `1.3`, `12`.
+pub fn fmt_cpu(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+const COLUMNS: usize = 9;
+
+const HEADERS: [&str; COLUMNS] = [
     "system",
     "GB/s (median)",
     "min–max GB/s",
     "Gbit/s",
     "objects/s",
     "half done (s)",
+    "CPU s/GB",
     "peak RssAnon",
     "runs",
 ];
 
-fn row_cells(row: &Row) -> [String; 8] {
+/// Columns of text, left-aligned in the terminal table (the others are numbers).
+const TEXT_COLUMNS: [usize; 3] = [0, 6, 7];
+
+fn row_cells(row: &Row) -> [String; COLUMNS] {
     let dash = || "–".to_string();
     let gbps = row.median_gbps();
     let peaks = row.peaks();
@@ -196,6 +238,15 @@ fn row_cells(row: &Row) -> [String; 8] {
         peaks
             .iter()
             .map(|(k, v)| format!("{k} {}", fmt_mib(*v)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let cpu = row.median_cpu_per_gb();
+    let cpu_text = if cpu.is_empty() {
+        dash()
+    } else {
+        cpu.iter()
+            .map(|(k, v)| format!("{k} {}", fmt_cpu(*v)))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -212,6 +263,7 @@ fn row_cells(row: &Row) -> [String; 8] {
         row.median_half_secs()
             .map(|h| format!("{h:.2}"))
             .unwrap_or_else(dash),
+        cpu_text,
         peak_text,
         format!(
             "{}{}",
@@ -257,9 +309,9 @@ pub fn ratio_matrix(result: &ScenarioResult) -> Vec<RatioLine> {
 
 /// A fixed-width text table of one scenario, ratio matrix and notes, for the terminal.
 pub fn render_text(result: &ScenarioResult) -> String {
-    let mut rows: Vec<[String; 8]> = vec![HEADERS.map(String::from)];
+    let mut rows: Vec<[String; COLUMNS]> = vec![HEADERS.map(String::from)];
     rows.extend(result.rows.iter().map(row_cells));
-    let widths: Vec<usize> = (0..8)
+    let widths: Vec<usize> = (0..COLUMNS)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = format!("\n== {}: {}\n", result.id, result.title);
@@ -270,7 +322,7 @@ pub fn render_text(result: &ScenarioResult) -> String {
             .enumerate()
             .map(|(c, (cell, w))| {
                 let pad = w - cell.chars().count();
-                if c == 0 || c == 6 {
+                if TEXT_COLUMNS.contains(&c) {
                     format!("{cell}{}", " ".repeat(pad))
                 } else {
                     format!("{}{cell}", " ".repeat(pad))
@@ -368,6 +420,10 @@ mod tests {
         quic.samples[0].peaks.insert("dst".into(), 10 << 20);
         quic.samples[1].peaks.insert("dst".into(), 12 << 20);
         quic.samples[1].half_secs = Some(0.5);
+        // 2 GB each: 0.8 and 1.2 s of the destination's CPU = 0.4 and 0.6 s/GB, median 0.5.
+        quic.samples[0].cpu.insert("dst".into(), 0.8);
+        quic.samples[1].cpu.insert("dst".into(), 1.2);
+        quic.samples[1].cpu.insert("src".into(), 0.2);
         let mut tcp = Row::new("TCP copy", Side::Peer);
         tcp.samples = vec![sample(1_000_000_000, 1.0)];
         let mut broken = Row::new("Flight|TLS", Side::Peer);
@@ -422,6 +478,14 @@ mod tests {
         assert_eq!(quic.median_half_secs(), Some(0.5));
         assert_eq!(quic.peaks()["dst"], 12 << 20);
         assert_eq!(s.rows[2].median_gbps(), None);
+        let cpu = quic.median_cpu_per_gb();
+        assert!((cpu["dst"] - 0.5).abs() < 1e-9, "{cpu:?}");
+        assert!((cpu["src"] - 0.1).abs() < 1e-9, "{cpu:?}");
+        assert!(s.rows[1].median_cpu_per_gb().is_empty());
+        assert!(sample(0, 1.0).cpu_per_gb().is_empty());
+        assert_eq!(fmt_cpu(0.456), "0.46");
+        assert_eq!(fmt_cpu(3.21), "3.2");
+        assert_eq!(fmt_cpu(12.6), "13");
     }
 
     #[test]
@@ -440,6 +504,7 @@ mod tests {
         assert!(t.contains("QUIC"));
         assert!(t.contains("12.0"), "{t}"); // Gbit/s of 1.5 GB/s
         assert!(t.contains("1.50× vs TCP copy"), "{t}");
+        assert!(t.contains("dst 0.50, src 0.10"), "{t}");
         assert!(t.contains("FAILED: exit status 1"), "{t}");
         // Every data line is as wide as the header's rule (aligned columns).
         let lines: Vec<&str> = t.lines().filter(|l| l.starts_with("  ")).collect();
@@ -456,6 +521,10 @@ mod tests {
         assert_eq!(cols(table[0]), cols(table[2]), "{md}");
         assert!(md.contains("Flight\\|TLS"), "pipes escaped: {md}");
         assert!(md.contains("| QUIC | 1.50× | – |"), "{md}");
+        assert!(
+            md.contains("| 0.50 | dst 0.50, src 0.10 | dst 12.0 MiB | 2 |"),
+            "{md}"
+        );
         assert!(md.contains("- Flight\\|TLS: FAILED: exit status 1"), "{md}");
     }
 }

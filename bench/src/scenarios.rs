@@ -10,9 +10,9 @@ use crate::memory::PeakSampler;
 use crate::netns::{NetnsPair, Wan};
 use crate::peers::copy::{read_line_with_prefix, CopySpec, PullResult};
 use crate::peers::flight::{self, FlightSpec};
-use crate::procs::{command_in, this_exe, ChildGuard};
+use crate::procs::{command_in, this_exe, ChildGuard, CpuMeter};
 use crate::report::{Row, Sample, ScenarioResult, Side};
-use crate::servers::{self, Transport};
+use crate::servers::{self, Setup, Transport};
 use crate::{netns, BenchError};
 
 /// Where the two ends run.
@@ -73,8 +73,12 @@ pub fn size_label(bytes: u64) -> String {
 /// One system measured in a scenario.
 #[derive(Clone, Debug, PartialEq)]
 pub enum System {
-    /// Two Plasma Stream servers, the destination pulling over this transport.
+    /// Two Plasma Stream servers, the destination pulling over this transport (the bench's
+    /// tuned set-up, [`Setup::Bench`]).
     Ours(Transport),
+    /// Two Plasma Stream servers as deployed: at their defaults, with embedded stores or
+    /// beside pyarrow's `plasma_store` (issue 14).
+    Deployed { transport: Transport, setup: Setup },
     /// The legacy plaintext format, straight from a server started with `--legacy-tcp`.
     Legacy,
     /// One plain TCP connection (the copy limit), with the sender's congestion controller.
@@ -93,6 +97,13 @@ impl System {
                 congestion: Some(c),
             }) => format!("plasma-stream QUIC {c}"),
             System::Ours(Transport::TcpFallback) => "plasma-stream TLS/TCP fallback".into(),
+            System::Deployed { transport, setup } => {
+                format!(
+                    "{}{}",
+                    System::Ours(transport.clone()).name(),
+                    setup.label()
+                )
+            }
             System::Legacy => "legacy plaintext TCP".into(),
             System::TcpCopy { congestion: None } => "peer: TCP copy".into(),
             System::TcpCopy {
@@ -106,7 +117,7 @@ impl System {
 
     pub fn side(&self) -> Side {
         match self {
-            System::Ours(_) => Side::Ours,
+            System::Ours(_) | System::Deployed { .. } => Side::Ours,
             _ => Side::Peer,
         }
     }
@@ -136,6 +147,33 @@ pub struct Options {
     pub wan_rate: Option<String>,
     /// Deadline of one S4 transfer.
     pub wan_deadline: Duration,
+}
+
+/// The rows of issue 14 for a loopback scenario: both transports, servers at their defaults,
+/// beside pyarrow's `plasma_store` (cold and warm) and with the embedded store.
+fn deployed() -> Vec<System> {
+    let setups = [
+        Setup::PlasmaStore { warm: false },
+        Setup::PlasmaStore { warm: true },
+        Setup::EmbeddedDefaults,
+    ];
+    setups
+        .into_iter()
+        .flat_map(|setup| {
+            [Transport::Quic { congestion: None }, Transport::TcpFallback]
+                .map(|transport| System::Deployed { transport, setup })
+        })
+        .collect()
+}
+
+/// `systems` with the rows of [`deployed`] after the bench's own two rows of ours.
+fn with_deployed(mut systems: Vec<System>) -> Vec<System> {
+    let at = systems
+        .iter()
+        .position(|s| !matches!(s, System::Ours(_)))
+        .unwrap_or(systems.len());
+    systems.splice(at..at, deployed());
+    systems
 }
 
 fn ours_and_copy_peers(flight: bool, legacy: bool) -> Vec<System> {
@@ -175,7 +213,7 @@ pub fn all(opts: &Options) -> Vec<Scenario> {
         workload: s1.clone(),
         placement: Placement::Loopback,
         wan: None,
-        systems: ours_and_copy_peers(true, true),
+        systems: with_deployed(ours_and_copy_peers(true, true)),
         runs: runs(3),
         deadline: local_deadline,
     });
@@ -202,7 +240,7 @@ pub fn all(opts: &Options) -> Vec<Scenario> {
         workload: s2.clone(),
         placement: Placement::Loopback,
         wan: None,
-        systems: ours_and_copy_peers(!q, true),
+        systems: with_deployed(ours_and_copy_peers(true, true)),
         runs: runs(3),
         deadline: local_deadline,
     });
@@ -216,7 +254,7 @@ pub fn all(opts: &Options) -> Vec<Scenario> {
         workload: s3,
         placement: Placement::Loopback,
         wan: None,
-        systems: ours_and_copy_peers(!q, true),
+        systems: with_deployed(ours_and_copy_peers(true, true)),
         runs: runs(3),
         deadline: local_deadline,
     });
@@ -421,6 +459,14 @@ fn measure_system(system: &System, sc: &Scenario) -> Result<Vec<Sample>, BenchEr
     match system {
         System::Ours(t) => Ok(vec![servers::measure_sync(
             t,
+            Setup::Bench,
+            &sc.workload,
+            sc.placement,
+            sc.deadline,
+        )?]),
+        System::Deployed { transport, setup } => Ok(vec![servers::measure_sync(
+            transport,
+            *setup,
             &sc.workload,
             sc.placement,
             sc.deadline,
@@ -501,6 +547,9 @@ pub fn run_copy_pair(
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| BenchError::Protocol(format!("bad ready line: {ready}")))?;
     let cert = fields.next().unwrap_or("-").to_string();
+    // The holder's set-up (its source filled, its certificate made) is done once it is ready;
+    // from here to the puller's result it only serves the transfer.
+    let holder_cpu = CpuMeter::start(vec![("src".into(), holder.pid())]);
 
     let mut pull = command_in(dst_ns, &exe);
     pull.args(["peer", "pull", "--connect", &addr.to_string()]);
@@ -518,6 +567,7 @@ pub fn run_copy_pair(
         .take_stdout()
         .ok_or_else(|| BenchError::Peer("puller has no stdout".into()))?;
     let line = read_line_with_prefix(&mut puller_out, "result ");
+    let mut cpu = holder_cpu.finish();
     let peaks = sampler.finish();
     let line = line?;
     let status = puller.wait_timeout(Duration::from_secs(10))?;
@@ -527,12 +577,16 @@ pub fn run_copy_pair(
     let _ = holder.wait_timeout(Duration::from_secs(5));
     let r = PullResult::parse_line(&line)
         .ok_or_else(|| BenchError::Protocol(format!("bad result line: {line}")))?;
+    if let Some(c) = r.cpu_secs {
+        cpu.insert("dst".into(), c);
+    }
     Ok(Sample {
         bytes: r.bytes,
         objects: r.objects,
         secs: r.secs,
         half_secs: r.half_secs,
         peaks,
+        cpu,
         note: r.timed_out.then(|| {
             format!(
                 "cut off at {:.0} s: {}/{} objects whole, {:.1} MiB of payload",
@@ -598,6 +652,23 @@ mod tests {
             assert!(s.systems.contains(&System::Ours(Transport::TcpFallback)));
         }
         assert_eq!(by_id("S1-loopback").runs, 3);
+        // Issue 14: beside pyarrow's plasma_store (cold, warm) and the embedded store at its
+        // defaults, over both transports, in S1, S2 and S3, beside the existing rows.
+        for id in ["S1-loopback", "S2", "S3"] {
+            let sc = by_id(id);
+            let deployed = sc
+                .systems
+                .iter()
+                .filter(|s| matches!(s, System::Deployed { .. }))
+                .count();
+            assert_eq!(deployed, 6, "{id}");
+            assert!(sc.systems.contains(&System::Ours(Transport::TcpFallback)));
+            assert!(sc.systems.contains(&System::Flight { tls: true }), "{id}");
+        }
+        assert!(!by_id("S1-veth")
+            .systems
+            .iter()
+            .any(|s| matches!(s, System::Deployed { .. })));
     }
 
     #[test]
@@ -627,6 +698,10 @@ mod tests {
             assert_eq!((s.objects, s.bytes), (10, 10 << 20));
             assert!(s.note.is_none());
             assert!(s.peaks.contains_key("src") && s.peaks.contains_key("dst"));
+            assert!(
+                s.cpu.contains_key("src") && s.cpu.contains_key("dst"),
+                "{s:?}"
+            );
         }
     }
 
@@ -643,5 +718,22 @@ mod tests {
             "plasma-stream QUIC bbr"
         );
         assert_eq!(System::TlsCopy.side(), Side::Peer);
+        let warm = System::Deployed {
+            transport: Transport::TcpFallback,
+            setup: Setup::PlasmaStore { warm: true },
+        };
+        assert_eq!(
+            warm.name(),
+            "plasma-stream TLS/TCP fallback, defaults, beside plasma_store (warm)"
+        );
+        assert_eq!(warm.side(), Side::Ours);
+        assert_eq!(
+            System::Deployed {
+                transport: Transport::Quic { congestion: None },
+                setup: Setup::EmbeddedDefaults
+            }
+            .name(),
+            "plasma-stream QUIC, defaults, embedded store"
+        );
     }
 }

@@ -7,20 +7,140 @@
 //! and the destination in `tb` for [`Placement::Namespaces`]; the client and the legacy
 //! puller then run on threads that joined `tb` ([`crate::netns::in_namespace`]).
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use plasma_store::ObjectId;
+use plasma_store::{ObjectId, PlasmaClient};
 
 use crate::memory::PeakSampler;
 use crate::netns::in_namespace;
 use crate::objects::{self, Progress, PutObjects};
-use crate::procs::{command_in, ChildGuard};
+use crate::procs::{command_in, thread_cpu_secs, ChildGuard, CpuMeter};
 use crate::report::Sample;
 use crate::scenarios::{Placement, Workload};
 use crate::shm::SharedRegion;
 use crate::BenchError;
+
+/// How a measurement's servers and stores are set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setup {
+    /// The bench's tuned set-up: embedded stores with `--populate` (unless `--lazy-store`),
+    /// `--worker-threads` of `--server-workers`, the transport pinned (`--transport quic|tcp`).
+    Bench,
+    /// As deployed with the embedded store: `--embedded-store SIZE` and nothing else (no
+    /// `--populate`, the default runtime workers, `--transport` only for TLS/TCP).
+    EmbeddedDefaults,
+    /// Beside pyarrow 11's `plasma_store` (one per side, `-m SIZE -s SOCKET`), the servers at
+    /// their defaults (no `--embedded-store`, `--populate` or `--worker-threads`; `--transport`
+    /// only for TLS/TCP). `warm`: the destination store's memory was used once before the
+    /// clock (an object of the workload's total size filled and deleted), as in a
+    /// long-running store; cold: fresh store memory, first touched by the transfer.
+    PlasmaStore { warm: bool },
+}
+
+impl Setup {
+    /// How rows name it, after the transport (`""` for the bench's own set-up).
+    pub fn label(self) -> &'static str {
+        match self {
+            Setup::Bench => "",
+            Setup::EmbeddedDefaults => ", defaults, embedded store",
+            Setup::PlasmaStore { warm: false } => ", defaults, beside plasma_store (cold)",
+            Setup::PlasmaStore { warm: true } => ", defaults, beside plasma_store (warm)",
+        }
+    }
+}
+
+impl Setup {
+    /// For file names: `""`, `-defaults`, `-plasma_store-cold`, `-plasma_store-warm`.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Setup::Bench => "",
+            Setup::EmbeddedDefaults => "-defaults",
+            Setup::PlasmaStore { warm: false } => "-plasma_store-cold",
+            Setup::PlasmaStore { warm: true } => "-plasma_store-warm",
+        }
+    }
+}
+
+/// pyarrow 11's `plasma_store`: `$PLASMA_STREAM_PLASMA_STORE`, else beside the Python of
+/// [`crate::python`] (the venv's `bin/plasma_store`).
+pub fn pyarrow_store_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PLASMA_STREAM_PLASMA_STORE") {
+        return PathBuf::from(p);
+    }
+    let python = crate::python();
+    python
+        .parent()
+        .map(|d| d.join("plasma_store"))
+        .unwrap_or_else(|| PathBuf::from("plasma_store"))
+}
+
+/// A running pyarrow `plasma_store`.
+pub struct PyarrowStore {
+    pub process: ChildGuard,
+    pub socket: PathBuf,
+}
+
+impl PyarrowStore {
+    /// Starts `plasma_store -m BYTES -s SOCKET` (in namespace `ns` when given) and waits until
+    /// its socket accepts.
+    pub fn start(
+        name: &str,
+        dir: &Path,
+        ns: Option<&'static str>,
+        bytes: u64,
+    ) -> Result<Self, BenchError> {
+        let socket = dir.join(format!("{name}-plasma_store.sock"));
+        let log = std::fs::File::create(dir.join(format!("{name}-plasma_store.log")))?;
+        let binary = pyarrow_store_binary();
+        if !binary.is_file() {
+            return Err(BenchError::Setup(format!(
+                "pyarrow's plasma_store not found at {} (pip install pyarrow==11.0.0, or set \
+                 PLASMA_STREAM_PLASMA_STORE)",
+                binary.display()
+            )));
+        }
+        let mut cmd = command_in(ns, binary);
+        cmd.args(["-m", &bytes.to_string(), "-s"]).arg(&socket);
+        let mut process = ChildGuard::spawn(format!("{name} plasma_store"), cmd, Some(log))?;
+        let start = Instant::now();
+        loop {
+            if !process.is_running() {
+                return Err(BenchError::Setup(format!(
+                    "{name} plasma_store exited during start-up"
+                )));
+            }
+            if socket.exists() && std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                return Ok(Self { process, socket });
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                return Err(BenchError::Setup(format!("{name} plasma_store not ready")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Uses `bytes` of the store's memory once: one object created, written, sealed and
+    /// deleted (pyarrow's store keeps the pages of its memory file after a delete).
+    pub fn warm_up(&self, bytes: u64) -> Result<(), BenchError> {
+        let mut client = PlasmaClient::connect(&self.socket)
+            .map_err(|e| BenchError::Setup(format!("warming {}: {e}", self.socket.display())))?;
+        let id = ObjectId([0x77; 20]);
+        let mut created = client
+            .create(id, bytes, 0)
+            .map_err(|e| BenchError::Setup(format!("warm-up create of {bytes} B: {e}")))?;
+        created.data_mut().fill(0x5a);
+        client
+            .seal(created)
+            .map_err(|e| BenchError::Setup(format!("warm-up seal: {e}")))?;
+        client
+            .delete(&[id])
+            .map_err(|e| BenchError::Setup(format!("warm-up delete: {e}")))?;
+        Ok(())
+    }
+}
 
 /// Which transport the servers use between themselves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,45 +219,71 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts a server with an embedded store and waits until its store socket answers and
-    /// (when it listens on TCP) its port accepts.
+    /// Starts a server and waits until it is ready: for [`Setup::Bench`], until its store
+    /// socket answers and (when it listens on TCP) its port accepts; otherwise until it has
+    /// written its `--ready-file` (it listens then). `store` is the socket of an external
+    /// store to use ([`Setup::PlasmaStore`]); without it the server embeds one of
+    /// `store_bytes`.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         name: &str,
         dir: &Path,
         ns: Option<&'static str>,
         ip: IpAddr,
         store_bytes: u64,
+        store: Option<&Path>,
         transport: &Transport,
+        setup: Setup,
         legacy: bool,
     ) -> Result<Self, BenchError> {
         let port = crate::free_port()?;
-        let socket = dir.join(format!("{name}.sock"));
         let log = dir.join(format!("{name}.log"));
+        let ready_file = dir.join(format!("{name}.ready"));
         let mut cmd = command_in(ns, server_binary()?);
-        cmd.args(["-p", &port.to_string()])
-            .arg("-s")
-            .arg(&socket)
-            .args(["--embedded-store", &store_bytes.to_string()])
-            .args(["--insecure", "--bind", &ip.to_string(), "--log", "warn"]);
-        match transport {
-            Transport::Quic { congestion } => {
-                cmd.args(["--transport", if legacy { "auto" } else { "quic" }]);
-                if let Some(cc) = congestion {
-                    cmd.args(["--congestion", cc]);
+        let socket = match store {
+            Some(external) => external.to_path_buf(),
+            None => dir.join(format!("{name}.sock")),
+        };
+        cmd.args(["-p", &port.to_string()]).arg("-s").arg(&socket);
+        if store.is_none() {
+            cmd.args(["--embedded-store", &store_bytes.to_string()]);
+        }
+        cmd.args(["--insecure", "--bind", &ip.to_string()]);
+        if setup == Setup::Bench {
+            cmd.args(["--log", "warn"]);
+            match transport {
+                Transport::Quic { congestion } => {
+                    cmd.args(["--transport", if legacy { "auto" } else { "quic" }]);
+                    if let Some(cc) = congestion {
+                        cmd.args(["--congestion", cc]);
+                    }
+                }
+                Transport::TcpFallback => {
+                    cmd.args(["--transport", "tcp"]);
                 }
             }
-            Transport::TcpFallback => {
+            if legacy {
+                cmd.arg("--legacy-tcp");
+            }
+            if populate_stores() {
+                cmd.arg("--populate");
+            }
+            if server_workers() > 0 {
+                cmd.args(["--worker-threads", &server_workers().to_string()]);
+            }
+        } else {
+            // As deployed: the server's defaults (transport auto, which pulls over QUIC; the
+            // log at info, which is a few lines per SYNC). Only TLS/TCP must be asked for.
+            if let Transport::Quic {
+                congestion: Some(cc),
+            } = transport
+            {
+                cmd.args(["--congestion", cc]);
+            }
+            if *transport == Transport::TcpFallback {
                 cmd.args(["--transport", "tcp"]);
             }
-        }
-        if legacy {
-            cmd.arg("--legacy-tcp");
-        }
-        if populate_stores() {
-            cmd.arg("--populate");
-        }
-        if server_workers() > 0 {
-            cmd.args(["--worker-threads", &server_workers().to_string()]);
+            cmd.arg("--ready-file").arg(&ready_file);
         }
         // A/B knob: extra server options for every server of the run, e.g. `--prefault`.
         if let Some(extra) = std::env::var_os("PLASMA_STREAM_BENCH_SERVER_ARGS") {
@@ -152,9 +298,27 @@ impl Server {
             log,
             ns,
         };
-        let listens_tcp = legacy || *transport == Transport::TcpFallback;
-        server.wait_ready(listens_tcp, Duration::from_secs(30))?;
+        if setup == Setup::Bench {
+            let listens_tcp = legacy || *transport == Transport::TcpFallback;
+            server.wait_ready(listens_tcp, Duration::from_secs(30))?;
+        } else {
+            server.wait_ready_file(&ready_file, Duration::from_secs(60))?;
+        }
         Ok(server)
+    }
+
+    fn wait_ready_file(&mut self, ready: &Path, timeout: Duration) -> Result<(), BenchError> {
+        let start = Instant::now();
+        while !ready.exists() {
+            if !self.process.is_running() {
+                return Err(self.failure("exited during start-up"));
+            }
+            if start.elapsed() > timeout {
+                return Err(self.failure("not ready in time"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
     }
 
     fn wait_ready(&mut self, probe_tcp: bool, timeout: Duration) -> Result<(), BenchError> {
@@ -206,6 +370,8 @@ impl Server {
 pub struct Pair {
     pub src: Server,
     pub dst: Server,
+    /// The external stores of [`Setup::PlasmaStore`] (source, destination).
+    pub stores: Option<(PyarrowStore, PyarrowStore)>,
     pub put: PutObjects,
     _dir: tempfile::TempDir,
 }
@@ -213,6 +379,7 @@ pub struct Pair {
 impl Pair {
     pub fn start(
         transport: &Transport,
+        setup: Setup,
         workload: &Workload,
         placement: Placement,
         legacy: bool,
@@ -238,13 +405,26 @@ impl Pair {
             ip.parse()
                 .map_err(|_| BenchError::Setup(format!("bad address {ip}")))
         };
+        let stores = match setup {
+            Setup::PlasmaStore { warm } => {
+                let src_store = PyarrowStore::start("src", dir.path(), src_ns, bytes)?;
+                let dst_store = PyarrowStore::start("dst", dir.path(), dst_ns, bytes)?;
+                if warm {
+                    dst_store.warm_up(workload.total_bytes())?;
+                }
+                Some((src_store, dst_store))
+            }
+            Setup::Bench | Setup::EmbeddedDefaults => None,
+        };
         let src = Server::start(
             "src",
             dir.path(),
             src_ns,
             parse(src_ip)?,
             bytes,
+            stores.as_ref().map(|(s, _)| s.socket.as_path()),
             transport,
+            setup,
             legacy,
         )?;
         let dst = Server::start(
@@ -253,7 +433,9 @@ impl Pair {
             dst_ns,
             parse(dst_ip)?,
             bytes,
+            stores.as_ref().map(|(_, d)| d.socket.as_path()),
             transport,
+            setup,
             false,
         )?;
         let nonce = std::time::SystemTime::now()
@@ -264,9 +446,24 @@ impl Pair {
         Ok(Self {
             src,
             dst,
+            stores,
             put,
             _dir: dir,
         })
+    }
+
+    /// Every process of the pair by role: `src`, `dst` (the servers) and, beside pyarrow's
+    /// store, `src store`, `dst store`.
+    pub fn processes(&self) -> Vec<(String, u32)> {
+        let mut v = vec![
+            ("src".to_string(), self.src.process.pid()),
+            ("dst".to_string(), self.dst.process.pid()),
+        ];
+        if let Some((s, d)) = &self.stores {
+            v.push(("src store".into(), s.process.pid()));
+            v.push(("dst store".into(), d.process.pid()));
+        }
+        v
     }
 }
 
@@ -283,16 +480,25 @@ pub struct SyncOutcome {
 }
 
 /// Times one SYNC between two fresh servers, then verifies a sample at the destination.
+/// Counts the CPU time of every process of the pair (servers and external stores) from just
+/// before the SYNC to its report.
 pub fn measure_sync(
     transport: &Transport,
+    setup: Setup,
     workload: &Workload,
     placement: Placement,
     deadline: Duration,
 ) -> Result<Sample, BenchError> {
-    let mut pair = Pair::start(transport, workload, placement, false)?;
+    let mut pair = Pair::start(transport, setup, workload, placement, false)?;
+    let pids: Vec<u32> = pair.processes().iter().map(|(_, pid)| *pid).collect();
     let profiler = Profiler::attach(
-        &[pair.src.process.pid(), pair.dst.process.pid()],
-        &format!("{}-{}", workload.label(), transport_label(transport)),
+        &pids,
+        &format!(
+            "{}-{}{}",
+            workload.label(),
+            transport_label(transport),
+            setup.slug()
+        ),
     );
     let sampler = PeakSampler::start(
         vec![
@@ -315,10 +521,15 @@ pub fn measure_sync(
         pair.src.addr,
         pair.put.ids.clone(),
         deadline,
+        pair.processes(),
     );
     let progress = watch.map(Progress::finish);
     let peaks = sampler.finish();
     drop(profiler);
+    let (outcome, cpu) = match outcome {
+        Ok((o, cpu)) => (Ok(o), cpu),
+        Err(e) => (Err(e), BTreeMap::new()),
+    };
     let outcome = outcome.map_err(|e| match e {
         BenchError::Server(m) => {
             let dst = pair.dst.failure("");
@@ -347,6 +558,7 @@ pub fn measure_sync(
         secs: outcome.secs,
         half_secs: progress.and_then(|p| p.half_secs),
         peaks,
+        cpu,
         note: outcome.timed_out.then(|| {
             format!(
                 "cut off at {:.0} s: {objects_ok}/{} objects arrived",
@@ -365,7 +577,8 @@ fn transport_label(t: &Transport) -> String {
     }
 }
 
-/// `perf record -e cpu-clock --call-graph dwarf` attached to the servers for the duration of one transfer,
+/// `perf record -e cpu-clock --call-graph dwarf` attached to the servers (and pyarrow's stores,
+/// beside them) for the duration of one transfer,
 /// when `$PLASMA_STREAM_BENCH_PERF` names a directory (one `.data` file per measurement).
 /// Read them with `perf report -i FILE --no-children`.
 struct Profiler(Option<ChildGuard>);
@@ -419,7 +632,8 @@ impl Drop for Profiler {
     }
 }
 
-/// Runs the client's SYNC on a thread in the destination's namespace.
+/// Runs the client's SYNC on a thread in the destination's namespace, and the CPU seconds
+/// each of `processes` used during the `sync` call (see [`crate::client::sync_copy`]).
 fn run_sync(
     transport: &Transport,
     placement: Placement,
@@ -427,16 +641,19 @@ fn run_sync(
     src: SocketAddr,
     ids: Vec<ObjectId>,
     deadline: Duration,
-) -> Result<SyncOutcome, BenchError> {
+    processes: Vec<(String, u32)>,
+) -> Result<(SyncOutcome, BTreeMap<String, f64>), BenchError> {
     let mode = match transport {
         Transport::Quic { .. } => stream::TransportMode::Quic,
         Transport::TcpFallback => stream::TransportMode::Tcp,
     };
-    let work = move || -> Result<SyncOutcome, BenchError> {
+    let work = move || -> Result<(SyncOutcome, BTreeMap<String, f64>), BenchError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        rt.block_on(crate::client::sync_copy(dst, src, mode, ids, deadline))
+        rt.block_on(crate::client::sync_copy(
+            dst, src, mode, ids, deadline, processes,
+        ))
     };
     match placement.destination().0 {
         Some(ns) => in_namespace(ns, work)?,
@@ -453,6 +670,7 @@ pub fn measure_legacy(
 ) -> Result<Sample, BenchError> {
     let pair = Pair::start(
         &Transport::Quic { congestion: None },
+        Setup::Bench,
         workload,
         placement,
         true,
@@ -464,12 +682,22 @@ pub fn measure_legacy(
     let ids = pair.put.ids.clone();
     let addr = pair.src.addr;
     let size = workload.object_size;
-    let work = move || legacy_pull(addr, &ids, size, deadline);
+    let src_cpu = CpuMeter::start(vec![("src".into(), pair.src.process.pid())]);
+    // The receiver is this thread: its own CPU time is the destination's.
+    let work = move || {
+        let t0 = thread_cpu_secs();
+        legacy_pull(addr, &ids, size, deadline).map(|r| (r, thread_cpu_secs() - t0))
+    };
     let result = match placement.destination().0 {
         Some(ns) => in_namespace(ns, work)?,
         None => work(),
     };
+    let mut cpu = src_cpu.finish();
     let peaks = sampler.finish();
+    let result = result.map(|(r, dst_cpu)| {
+        cpu.insert("dst".into(), dst_cpu);
+        r
+    });
     let r = result.map_err(|e| match e {
         BenchError::Io(io) => pair.src.failure(&format!("legacy COPY: {io}")),
         other => other,
@@ -480,6 +708,7 @@ pub fn measure_legacy(
         secs: r.secs,
         half_secs: r.half_secs,
         peaks,
+        cpu,
         note: r.timed_out.then(|| {
             format!(
                 "cut off at {:.0} s: {}/{} objects arrived",
@@ -525,6 +754,7 @@ fn legacy_pull(
         secs: 0.0,
         half_secs: None,
         timed_out: false,
+        cpu_secs: None,
     };
     let half = (ids.len() as u64).div_ceil(2).max(1);
     let mut offset = 0usize;
@@ -609,6 +839,7 @@ mod tests {
         ] {
             let s = measure_sync(
                 &transport,
+                Setup::Bench,
                 &small(),
                 Placement::Loopback,
                 Duration::from_secs(60),
@@ -620,6 +851,40 @@ mod tests {
             assert!(s.half_secs.is_some());
             assert!(s.peaks.get("src").is_some_and(|b| *b > 0), "{s:?}");
             assert!(s.peaks.get("dst").is_some_and(|b| *b > 0), "{s:?}");
+            assert!(
+                s.cpu.contains_key("src") && s.cpu.contains_key("dst"),
+                "{s:?}"
+            );
+        }
+    }
+
+    /// The issue-14 set-ups: servers at their defaults beside pyarrow's real `plasma_store`
+    /// (cold and warm) and with the embedded store; CPU counted for every process.
+    #[test]
+    #[ignore = "needs pyarrow 11's plasma_store in .venv or $PLASMA_STREAM_PYTHON's venv"]
+    fn sync_beside_pyarrow_plasma_store_and_at_defaults() {
+        for setup in [
+            Setup::PlasmaStore { warm: false },
+            Setup::PlasmaStore { warm: true },
+            Setup::EmbeddedDefaults,
+        ] {
+            for transport in [Transport::Quic { congestion: None }, Transport::TcpFallback] {
+                let s = measure_sync(
+                    &transport,
+                    setup,
+                    &small(),
+                    Placement::Loopback,
+                    Duration::from_secs(60),
+                )
+                .unwrap_or_else(|e| panic!("{setup:?} {transport:?}: {e}"));
+                assert_eq!((s.objects, s.bytes), (6, 6 * (256 << 10)), "{setup:?}");
+                let roles: Vec<&str> = s.cpu.keys().map(String::as_str).collect();
+                if setup == Setup::EmbeddedDefaults {
+                    assert_eq!(roles, ["dst", "src"], "{setup:?}");
+                } else {
+                    assert_eq!(roles, ["dst", "dst store", "src", "src store"], "{setup:?}");
+                }
+            }
         }
     }
 
@@ -629,6 +894,10 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((s.objects, s.bytes), (6, 6 * (256 << 10)));
         assert!(s.note.is_none());
+        assert!(
+            s.cpu.contains_key("src") && s.cpu.contains_key("dst"),
+            "{s:?}"
+        );
     }
 
     #[test]

@@ -39,20 +39,23 @@ pub struct PullResult {
     pub secs: f64,
     pub half_secs: Option<f64>,
     pub timed_out: bool,
+    /// CPU seconds the puller process spent in its timed section (`-` when unknown).
+    pub cpu_secs: Option<f64>,
 }
 
 impl PullResult {
-    /// `result bytes=.. objects=.. secs=.. half=.. timed_out=..` (half is `-` when unknown).
+    /// `result bytes=.. objects=.. secs=.. half=.. timed_out=.. cpu=..` (half and cpu are `-`
+    /// when unknown).
     pub fn to_line(&self) -> String {
+        let opt = |v: Option<f64>| v.map(|h| format!("{h:.6}")).unwrap_or_else(|| "-".into());
         format!(
-            "result bytes={} objects={} secs={:.6} half={} timed_out={}",
+            "result bytes={} objects={} secs={:.6} half={} timed_out={} cpu={}",
             self.bytes,
             self.objects,
             self.secs,
-            self.half_secs
-                .map(|h| format!("{h:.6}"))
-                .unwrap_or_else(|| "-".into()),
-            self.timed_out
+            opt(self.half_secs),
+            self.timed_out,
+            opt(self.cpu_secs)
         )
     }
 
@@ -65,6 +68,7 @@ impl PullResult {
             secs: 0.0,
             half_secs: None,
             timed_out: false,
+            cpu_secs: None,
         };
         let mut seen = 0;
         for field in rest.split_whitespace() {
@@ -76,11 +80,13 @@ impl PullResult {
                 "half" if v == "-" => r.half_secs = None,
                 "half" => r.half_secs = Some(v.parse().ok()?),
                 "timed_out" => r.timed_out = v.parse().ok()?,
+                "cpu" if v == "-" => r.cpu_secs = None,
+                "cpu" => r.cpu_secs = Some(v.parse().ok()?),
                 _ => return None,
             }
             seen += 1;
         }
-        (seen == 5).then_some(r)
+        (seen == 6).then_some(r)
     }
 }
 
@@ -246,6 +252,7 @@ fn receive_objects(
         secs: 0.0,
         half_secs: None,
         timed_out: false,
+        cpu_secs: None,
     };
     let half = spec.objects.div_ceil(2).max(1);
     let mut offset = 0usize;
@@ -299,12 +306,14 @@ pub fn pull(
     let total = (spec.objects * spec.object_size).max(1) as usize;
     // Pre-faulted, so the peer measures the network copy, not first-touch page faults.
     let mut dest = SharedRegion::new_populated(total)?;
+    let me = std::process::id();
+    let cpu_before = crate::procs::cpu_secs(me);
     let start = Instant::now();
     let tcp = TcpStream::connect(connect)?;
     tcp.set_nodelay(true)?;
     // Short read timeouts so a stalled connection still notices the deadline.
     tcp.set_read_timeout(Some(Duration::from_millis(200)))?;
-    let result = if spec.tls {
+    let mut result = if spec.tls {
         let cert = hex::decode(cert_hex.unwrap_or_default())
             .map_err(|e| BenchError::Tls(format!("bad certificate hex: {e}")))?;
         let mut roots = rustls::RootCertStore::empty();
@@ -326,6 +335,9 @@ pub fn pull(
         let mut s = tcp;
         receive_objects(&mut s, spec, dest.as_mut_slice(), start, deadline)?
     };
+    result.cpu_secs = cpu_before
+        .zip(crate::procs::cpu_secs(me))
+        .map(|(a, b)| b - a);
     Ok(result)
 }
 
@@ -358,11 +370,13 @@ mod tests {
             secs: 1.25,
             half_secs: Some(0.5),
             timed_out: false,
+            cpu_secs: Some(0.75),
         };
         assert_eq!(PullResult::parse_line(&r.to_line()), Some(r.clone()));
         let none = PullResult {
             half_secs: None,
             timed_out: true,
+            cpu_secs: None,
             ..r
         };
         assert_eq!(PullResult::parse_line(&none.to_line()), Some(none));

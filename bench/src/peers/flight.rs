@@ -9,6 +9,7 @@
 //! For TLS it issues a self-signed certificate for `localhost` with rcgen, so no `openssl` CLI
 //! is needed. Loopback only: the script's server binds 127.0.0.1.
 
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,8 +50,17 @@ impl FlightSpec {
     }
 }
 
-/// Parses one `run N bytes=B secs=S` line of the script into `(bytes, secs)`.
-pub fn parse_run_line(line: &str) -> Option<(u64, f64)> {
+/// One timed `do_get` as the script reports it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunLine {
+    pub bytes: u64,
+    pub secs: f64,
+    /// CPU seconds of the client (`dst`) and the server (`src`) during the call, by role.
+    pub cpu: BTreeMap<String, f64>,
+}
+
+/// Parses one `run N bytes=B secs=S [cpu_dst=C] [cpu_src=C]` line of the script.
+pub fn parse_run_line(line: &str) -> Option<RunLine> {
     let mut words = line.split_whitespace();
     if words.next()? != "run" {
         return None;
@@ -58,10 +68,20 @@ pub fn parse_run_line(line: &str) -> Option<(u64, f64)> {
     words.next()?.parse::<u32>().ok()?;
     let bytes: u64 = words.next()?.strip_prefix("bytes=")?.parse().ok()?;
     let secs: f64 = words.next()?.strip_prefix("secs=")?.parse().ok()?;
-    if words.next().is_some() || !(secs.is_finite() && secs > 0.0) {
+    if !(secs.is_finite() && secs > 0.0) {
         return None;
     }
-    Some((bytes, secs))
+    let mut cpu = BTreeMap::new();
+    for word in words {
+        let (key, value) = word.split_once('=')?;
+        let role = match key {
+            "cpu_dst" => "dst",
+            "cpu_src" => "src",
+            _ => return None,
+        };
+        cpu.insert(role.to_string(), value.parse().ok()?);
+    }
+    Some(RunLine { bytes, secs, cpu })
 }
 
 /// A self-signed certificate for `localhost` and its key, as PEM (certificate, key).
@@ -134,6 +154,7 @@ pub fn run(python: &Path, spec: &FlightSpec, object_size: u64) -> Result<Vec<Sam
 
     let client_err = file("get.err");
     get.args(["--port", &port.to_string()]);
+    get.args(["--server-pid", &server.pid().to_string()]);
     let mut client = ChildGuard::spawn(
         "flight client",
         get,
@@ -183,7 +204,7 @@ fn samples_from(
 ) -> Result<Vec<Sample>, BenchError> {
     let expected = spec.expected_bytes();
     let mut samples = Vec::new();
-    for (bytes, secs) in lines.iter().filter_map(|l| parse_run_line(l)) {
+    for RunLine { bytes, secs, cpu } in lines.iter().filter_map(|l| parse_run_line(l)) {
         if bytes != expected {
             return Err(BenchError::Peer(format!(
                 "flight client received {bytes} bytes, expected {expected}"
@@ -194,6 +215,7 @@ fn samples_from(
             objects: bytes / object_size.max(1),
             secs,
             peaks: peaks.clone(),
+            cpu,
             ..Default::default()
         });
     }
@@ -225,10 +247,13 @@ mod tests {
 
     #[test]
     fn parses_the_scripts_run_lines() {
-        assert_eq!(
-            parse_run_line("run 2 bytes=1073741824 secs=0.812000"),
-            Some((1 << 30, 0.812))
-        );
+        let plain = parse_run_line("run 2 bytes=1073741824 secs=0.812000").expect("parses");
+        assert_eq!((plain.bytes, plain.secs), (1 << 30, 0.812));
+        assert!(plain.cpu.is_empty());
+        let with_cpu =
+            parse_run_line("run 1 bytes=10 secs=1 cpu_dst=0.5 cpu_src=0.25").expect("parses");
+        assert_eq!((with_cpu.cpu["dst"], with_cpu.cpu["src"]), (0.5, 0.25));
+        assert_eq!(parse_run_line("run 1 bytes=10 secs=1 cpu_dst=x"), None);
         assert_eq!(parse_run_line("listening 4242"), None);
         assert_eq!(parse_run_line("run 1 bytes=x secs=1"), None);
         assert_eq!(parse_run_line("run 1 bytes=10 secs=0"), None);
@@ -287,6 +312,7 @@ mod tests {
             // Both processes were alive while the client ran, so both were sampled.
             for side in ["src", "dst"] {
                 assert!(samples[0].peaks.get(side).is_some_and(|&b| b > 0), "{side}");
+                assert!(samples[0].cpu.contains_key(side), "{side}");
             }
         }
     }
