@@ -404,3 +404,76 @@ fn reconnects_after_the_server_restarted() {
     assert!(stderr.contains("reconnecting"), "{stderr}");
     verify(&mut restarted.store(), b, 20, 0);
 }
+
+#[test]
+fn help_texts_document_exit_codes_and_quickstart_helps() {
+    let output = std::process::Command::new(plasma_stream_tests::binary("plasma-stream-cli"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stdout = text(&output.stdout);
+    for line in [
+        "0    every object arrived, or was already in the destination store (0x81; with --strict: 1)",
+        "1    some object did not arrive",
+        "2    bad usage or input, or the server cannot be reached or trusted",
+        "130  interrupted by Ctrl-C",
+        "port 2021 if left out",
+    ] {
+        assert!(stdout.contains(line), "`{line}` missing:\n{stdout}");
+    }
+
+    // The quickstart helps instead of starting servers, and refuses what it does not know.
+    let quickstart = plasma_stream_tests::binary("quickstart");
+    let output = std::process::Command::new(&quickstart)
+        .arg("-h")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("Usage: quickstart [-h]"), "{stdout}");
+    assert!(!stdout.contains("starting two servers"), "{stdout}");
+    let output = std::process::Command::new(&quickstart)
+        .arg("--port")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        text(&output.stderr).contains("unexpected argument `--port`"),
+        "{output:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_of_one_command_is_exit_130_and_says_the_server_goes_on() {
+    use std::time::{Duration, Instant};
+    // The source waits 8 s for the missing object to be sealed: the SYNC is busy meanwhile.
+    let source = Server::start(
+        plasma_stream_tests::ServerConfig::embedded(16 * MIB).with_args(&["-t", "8000"]),
+    );
+    let destination = Server::embedded(16 * MIB);
+    let child = std::process::Command::new(plasma_stream_tests::binary("plasma-stream-cli"))
+        .args(["-a", &destination.addr.to_string(), "--insecure", "COPY"])
+        .arg(source.addr.to_string())
+        .arg(oid(39, 1).to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let interrupted = Instant::now();
+    // SAFETY: kill(2) on our own child, not yet reaped (wait_with_output comes after).
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(interrupted.elapsed() < Duration::from_secs(3), "{output:?}");
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("interrupted: the server may still be completing the SYNC")
+            && stderr.contains("not available yet"),
+        "{stderr}"
+    );
+}

@@ -29,7 +29,8 @@ system, sockets in a temporary directory), puts 7 objects (0 bytes to 100 MB, ab
 all) into the first, has the second COPY them in one SYNC, verifies every byte, prints a
 summary and cleans up. Exit code 0 only if every object arrived intact.
 
-Usage: cargo run --release -p plasma-stream-tests --bin quickstart [-- -h]
+Usage: quickstart [-h]
+  from the checkout: cargo run --release -p plasma-stream-tests --bin quickstart
 
 Options:
   -h, --help  print this help and exit";
