@@ -151,6 +151,15 @@ async fn run(options: Options) -> Outcome {
         );
         return Outcome::Error;
     }
+    // `plasma-stream-cli -a X help COPY`: answered here, without a server.
+    match repl::builtin(&options.command.join(" ")) {
+        Some(repl::Builtin::Help(text)) => {
+            println!("{text}");
+            return Outcome::AllArrived;
+        }
+        Some(repl::Builtin::Quit) => return Outcome::AllArrived,
+        None => {}
+    }
     let mut session = match Session::start(&options).await {
         Ok(session) => session,
         Err(message) => {

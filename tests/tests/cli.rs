@@ -461,7 +461,12 @@ fn ctrl_c_of_one_command_is_exit_130_and_says_the_server_goes_on() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
+    // Once the server logged the SYNC, the CLI's Ctrl-C handler is in place.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !destination.process.log().contains("SYNC peer_requests=1") {
+        assert!(Instant::now() < deadline, "{}", destination.process.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let interrupted = Instant::now();
     // SAFETY: kill(2) on our own child, not yet reaped (wait_with_output comes after).
     unsafe {

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use plasma_stream_tests::{binary, oid, Server, ServerConfig};
+use plasma_stream_tests::{binary, oid, put, verify, Server, ServerConfig};
 
 const MIB: u64 = 1 << 20;
 
@@ -98,6 +98,19 @@ impl Drop for Terminal {
     }
 }
 
+/// Waits until the server logged `text`: a SYNC it logged was sent after the CLI's Ctrl-C
+/// handler was in place (both are set up in the same poll), so a Ctrl-C now is not a race.
+fn wait_until_logged(server: &Server, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.process.log().contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "the server never logged `{text}`"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
@@ -112,6 +125,8 @@ fn ctrl_c_interrupts_a_command_not_the_repl_and_history_is_kept() {
     // a missing object keeps the SYNC busy long enough to interrupt it.
     let source = Server::start(ServerConfig::embedded(16 * MIB).with_args(&["-t", "8000"]));
     let destination = Server::embedded(16 * MIB);
+    let present = oid(40, 2);
+    put(&mut source.store(), present, 100, 0);
     let home = tempfile::tempdir().unwrap();
     let args = vec![
         "-a".to_owned(),
@@ -123,7 +138,7 @@ fn ctrl_c_interrupts_a_command_not_the_repl_and_history_is_kept() {
 
     let started = Instant::now();
     terminal.type_bytes(format!("COPY {} {}\r", source.addr, oid(40, 1)).as_bytes());
-    std::thread::sleep(Duration::from_millis(700));
+    wait_until_logged(&destination, "SYNC peer_requests=1");
     terminal.type_bytes(b"\x03");
     terminal.wait_for("server may still be completing the SYNC", 1);
     terminal.wait_for("not available yet", 1);
@@ -134,10 +149,14 @@ fn ctrl_c_interrupts_a_command_not_the_repl_and_history_is_kept() {
         terminal.screen()
     );
 
-    // Still alive: help on one command.
+    // Still alive and still connected: help on one command, then a COPY that works.
     terminal.type_bytes(b"help COPY\r");
     terminal.wait_for("The server pulls each object", 1);
     terminal.wait_for("plasma-stream> ", 3);
+    terminal.type_bytes(format!("COPY {} {present}\r", source.addr).as_bytes());
+    terminal.wait_for("1 object: 1 arrived", 1);
+    terminal.wait_for("plasma-stream> ", 4);
+    verify(&mut destination.store(), present, 100, 0);
 
     // Ctrl-C at the prompt says how to leave; the second one leaves.
     terminal.type_bytes(b"\x03");
@@ -154,4 +173,14 @@ fn ctrl_c_interrupts_a_command_not_the_repl_and_history_is_kept() {
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&history), 0o600);
     assert_eq!(mode(history.parent().unwrap()), 0o700);
+
+    // A new session starts with that history: Up recalls the last command.
+    let mut terminal = Terminal::start(&args, home.path()).expect("start script(1)");
+    terminal.wait_for("plasma-stream> ", 1);
+    terminal.type_bytes(b"\x1b[A");
+    terminal.wait_for(&present.to_string(), 1);
+    terminal.type_bytes(b"\x03");
+    terminal.wait_for("Ctrl-C again", 1);
+    terminal.type_bytes(b"\x03");
+    assert_eq!(terminal.wait_exit(), Some(0), "{}", terminal.screen());
 }
