@@ -8,7 +8,7 @@
 //! Commands (the grammar of the protocol crate): `COPY <addr> <oid>…`, `TAKE <addr> <oid>…`,
 //! and `SYNC COPY <addr> <oid>… ; TAKE <addr> <oid>…` for several peers at once.
 //!
-//! Exit code: see [`EXIT_CODES_HELP`].
+//! Exit codes: the end of `--help` ([`AFTER_HELP`]) and docs/operations.md.
 
 mod address;
 mod repl;
