@@ -179,6 +179,10 @@ fn ctrl_c_interrupts_a_command_not_the_repl_and_history_is_kept() {
     terminal.wait_for("plasma-stream> ", 1);
     terminal.type_bytes(b"\x1b[A");
     terminal.wait_for(&present.to_string(), 1);
+    // Ctrl-U clears the recalled line; Tab completes `he` to `help `.
+    terminal.type_bytes(b"\x15he\tTAKE\r");
+    terminal.wait_for("Like COPY, but the peer deletes its copy", 1);
+    terminal.wait_for("plasma-stream> ", 2);
     terminal.type_bytes(b"\x03");
     terminal.wait_for("Ctrl-C again", 1);
     terminal.type_bytes(b"\x03");
