@@ -3,29 +3,34 @@
 //! Three ways to use it:
 //! - one command as arguments: `plasma-stream-cli -a 127.0.0.1:2021 COPY 127.0.0.1:2022 <oid>…`;
 //! - a script on stdin (one command per line, `#` comments);
-//! - interactively (a REPL with line editing and history) when stdin is a terminal.
+//! - interactively (a REPL with line editing, completion and history) when stdin is a terminal.
 //!
 //! Commands (the grammar of the protocol crate): `COPY <addr> <oid>…`, `TAKE <addr> <oid>…`,
 //! and `SYNC COPY <addr> <oid>… ; TAKE <addr> <oid>…` for several peers at once.
 //!
-//! Exit code: 0 when every object of every command arrived; 1 when some did not (the report
-//! says which and why); 2 for bad input or when the server cannot be reached.
+//! Exit codes: the end of `--help` ([`AFTER_HELP`]) and docs/operations.md.
 
+mod address;
+mod repl;
 mod report;
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use plasma_stream_protocol::{parse_command, Command};
-use stream::{Client, ClientBuilder, TransportMode};
+use stream::{Client, ClientBuilder, PeerRequest, SyncReport, TransportMode};
+
+use address::ServerAddress;
 
 /// plasma-stream-cli: ask a plasma-stream-server to COPY, TAKE or SYNC objects from its peers.
 #[derive(Debug, Parser)]
-#[command(name = "plasma-stream-cli", version, about, after_help = COMMANDS_HELP)]
+#[command(name = "plasma-stream-cli", version, about, after_help = AFTER_HELP)]
 struct Options {
-    /// The server to talk to (host:port, e.g. 127.0.0.1:2021 or [::1]:2021).
+    /// The server to talk to: host[:port] (port 2021 if left out), e.g. 127.0.0.1,
+    /// localhost:2021, [::1]:2021.
     #[arg(short = 'a', long, required_unless_present = "issue_cert")]
     address: Option<String>,
 
@@ -65,7 +70,8 @@ struct Options {
     #[arg(long = "cert-name", value_name = "NAME")]
     cert_names: Vec<String>,
 
-    /// Directory of this client's certificate (servers pin its fingerprint).
+    /// Directory of this client's certificate (servers pin its fingerprint). Default:
+    /// $PLASMA_STREAM_IDENTITY_DIR, else ~/.config/plasma-stream/client.
     #[arg(long, value_name = "DIR")]
     identity_dir: Option<PathBuf>,
 
@@ -77,23 +83,49 @@ struct Options {
     #[arg(long)]
     json: bool,
 
-    /// A command to run instead of the REPL, e.g. `COPY 127.0.0.1:2022 0102…14`.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    /// Exit 1 when an object was already in the destination store (0x81) instead of counting
+    /// it as success.
+    #[arg(long)]
+    strict: bool,
+
+    /// A command to run instead of the REPL, e.g. `COPY 127.0.0.1:2022 0102…14`. Options may
+    /// come before or after it.
+    // Not `trailing_var_arg`: with it, `COPY peer oid --json` made `--json` an object ID.
+    // Addresses and object IDs never start with `-`, so clap can tell options apart.
+    #[arg(value_name = "COMMAND")]
     command: Vec<String>,
 }
 
-const COMMANDS_HELP: &str = "Commands:
+const AFTER_HELP: &str = "Commands:
   COPY <addr> <oid>...                      copy objects from the peer at <addr>
   TAKE <addr> <oid>...                      take them (the peer deletes after our Ack)
-  SYNC COPY <addr> <oid>... ; TAKE <addr> <oid>...   several peers at once
-Exit code: 0 every object arrived, 1 some did not, 2 bad input or server unreachable.";
+  SYNC COPY <addr> <oid>... ; TAKE <addr> <oid>...   several peers at once (quote the ;)
+Without a command: a script on stdin, or the REPL when stdin is a terminal (`help` there).
 
-/// Whether every object arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+Exit code:
+  0    every object arrived, or was already in the destination store (0x81; with --strict: 1)
+  1    some object did not arrive (the report lists each with its status, e.g. 0x71)
+  2    bad usage or input, or the server cannot be reached or trusted
+  130  interrupted by Ctrl-C (the server may still be completing the SYNC)";
+
+/// How a command (or a run) went; the exit code is the worst of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
     AllArrived,
     SomeFailed,
     Error,
+    Interrupted,
+}
+
+impl Outcome {
+    fn exit_code(self) -> u8 {
+        match self {
+            Outcome::AllArrived => 0,
+            Outcome::SomeFailed => 1,
+            Outcome::Error => 2,
+            Outcome::Interrupted => 130,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -109,32 +141,60 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(run(options));
-    ExitCode::from(match outcome {
-        Outcome::AllArrived => 0,
-        Outcome::SomeFailed => 1,
-        Outcome::Error => 2,
-    })
+    ExitCode::from(outcome.exit_code())
 }
 
 async fn run(options: Options) -> Outcome {
     if let (Some(out), Some(ca_dir)) = (&options.issue_cert, &options.ca_dir) {
         return issue_certificate(out, ca_dir, &options.cert_names, options.days);
     }
-    let client = match connect(&options).await {
-        Ok(client) => client,
+    if let Some(token) = options.command.iter().find(|t| t.starts_with('-')) {
+        // Only reachable after `--`: clap reads every other `-x` as an option.
+        eprintln!(
+            "error: `{token}` after the command looks like an option: put options before `--` \
+             (object IDs and addresses never start with `-`)"
+        );
+        return Outcome::Error;
+    }
+    // `plasma-stream-cli -a X help COPY`: answered here, without a server.
+    match repl::builtin(&options.command.join(" ")) {
+        Some(repl::Builtin::Help(text)) => {
+            println!("{text}");
+            return Outcome::AllArrived;
+        }
+        Some(repl::Builtin::Quit) => return Outcome::AllArrived,
+        None => {}
+    }
+    let mut session = match Session::start(&options).await {
+        Ok(session) => session,
         Err(message) => {
             eprintln!("error: {message}");
             return Outcome::Error;
         }
     };
+    let interactive = options.command.is_empty() && std::io::stdin().is_terminal();
+    let print = Printing {
+        json: options.json,
+        strict: options.strict,
+        interactive,
+    };
+    if !interactive {
+        // One command or a script: Ctrl-C ends the run (exit 130), whether a command is
+        // running or stdin is being read, and says what the server may still be doing.
+        tokio::spawn(async {
+            ctrl_c().await;
+            eprintln!("\ninterrupted: {SERVER_MAY_CONTINUE}");
+            std::process::exit(i32::from(Outcome::Interrupted.exit_code()));
+        });
+    }
     if !options.command.is_empty() {
         let line = options.command.join(" ");
-        return run_line(&client, &line, options.json).await;
+        return run_line(&mut session, &line, print).await;
     }
-    if std::io::stdin().is_terminal() {
-        repl(&client, options.json).await
+    if interactive {
+        repl::run(&mut session, print).await
     } else {
-        script(&client, options.json).await
+        script(&mut session, print).await
     }
 }
 
@@ -168,7 +228,111 @@ fn issue_certificate(
     }
 }
 
-async fn connect(options: &Options) -> Result<Client, String> {
+/// How reports are printed and judged.
+#[derive(Debug, Clone, Copy)]
+pub struct Printing {
+    json: bool,
+    strict: bool,
+    /// In the REPL, Ctrl-C during a command returns to the prompt (see [`run_line`]).
+    interactive: bool,
+}
+
+/// The connection to the server, and what it takes to make it again after the server
+/// restarted.
+pub struct Session {
+    builder: ClientBuilder,
+    address: ServerAddress,
+    client: Option<Client>,
+}
+
+impl Session {
+    async fn start(options: &Options) -> Result<Session, String> {
+        let address: ServerAddress = options.address.as_deref().unwrap_or_default().parse()?;
+        let builder = builder(options)?;
+        let mut session = Session {
+            builder,
+            address,
+            client: None,
+        };
+        session.connect().await?;
+        Ok(session)
+    }
+
+    async fn connect(&mut self) -> Result<&Client, String> {
+        let resolved = self.address.resolve().await?;
+        let client = self
+            .builder
+            .clone()
+            .connect(resolved.as_slice())
+            .await
+            .map_err(|error| match error {
+                stream::Error::NoTrust => no_trust_message(&self.address),
+                // The transport's own message names the address it dialled; say it once.
+                other if other.to_string().contains(&self.address.to_string()) => other.to_string(),
+                other => format!("cannot connect to {}: {other}", self.address),
+            })?;
+        Ok(self.client.insert(client))
+    }
+
+    fn client(&self) -> Option<&Client> {
+        self.client.as_ref()
+    }
+
+    /// Runs one SYNC. If the connection to the server fails (typically: the server restarted
+    /// since the last command), reconnects once and sends the command again. That is safe:
+    /// the server answers 0x81 for objects that arrived the first time (counted as "already
+    /// there"), and 0x80 for objects a first attempt still being completed is receiving.
+    async fn sync(&mut self, peer_requests: &[PeerRequest]) -> Result<SyncReport, String> {
+        let client = match &self.client {
+            Some(client) => client.clone(),
+            None => self.connect().await?.clone(),
+        };
+        let error = match client.sync(peer_requests.to_vec()).await {
+            Ok(report) => return Ok(report),
+            Err(error) if is_connection_error(&error) => error,
+            Err(error) => return Err(error.to_string()),
+        };
+        self.client = None;
+        eprintln!(
+            "warning: the connection to {} failed ({error}); reconnecting and sending the \
+             command once more",
+            self.address
+        );
+        let client = self.connect().await?.clone();
+        match client.sync(peer_requests.to_vec()).await {
+            Ok(report) => Ok(report),
+            Err(error) => {
+                if is_connection_error(&error) {
+                    // Leave no broken connection behind: the next command dials afresh.
+                    self.client = None;
+                }
+                Err(error.to_string())
+            }
+        }
+    }
+}
+
+/// Failures of the connection itself (as opposed to a refused request), which a new
+/// connection may cure.
+fn is_connection_error(error: &stream::Error) -> bool {
+    matches!(
+        error,
+        stream::Error::Transport(_) | stream::Error::Truncated | stream::Error::Io(_)
+    )
+}
+
+/// The library's no-trust error names environment variables and `Client::builder()`; a CLI
+/// user needs the CLI's own options.
+fn no_trust_message(address: &ServerAddress) -> String {
+    format!(
+        "no trust configured for the server at {address}: pass --trust FINGERPRINT (the server \
+         prints its fingerprint at startup; on its host `plasma-stream-server --cert-dir DIR \
+         --print-fingerprint`), --trust-file FILE, --ca CA_PEM (cluster CA), or --insecure \
+         (development: any server is accepted)"
+    )
+}
+
+fn builder(options: &Options) -> Result<ClientBuilder, String> {
     let mut builder = ClientBuilder::from_env().map_err(|e| e.to_string())?;
     if options.insecure {
         eprintln!("warning: --insecure: the server's certificate is not checked");
@@ -187,16 +351,20 @@ async fn connect(options: &Options) -> Result<Client, String> {
     if let Some(dir) = &options.identity_dir {
         builder = builder.identity_dir(dir);
     }
-    builder = builder.transport(options.transport);
-    let address = options.address.as_deref().unwrap_or_default();
-    builder
-        .connect(address)
-        .await
-        .map_err(|e| format!("cannot connect to {address}: {e}"))
+    Ok(builder.transport(options.transport))
 }
 
-/// Parses and runs one line; prints the report (or the error) and says how it went.
-async fn run_line(client: &Client, line: &str, json: bool) -> Outcome {
+/// Parses and runs one line; prints the report (or the error) and says how it went. Ctrl-C
+/// while it runs stops waiting (the caller decides what comes next).
+async fn run_line(session: &mut Session, line: &str, print: Printing) -> Outcome {
+    if let Some(token) = line.split_whitespace().find(|t| t.starts_with('-')) {
+        // The grammar would call it a bad object ID or address; say what it really is.
+        eprintln!(
+            "error: `{token}` is an option, not part of a command: give options when starting \
+             plasma-stream-cli (e.g. plasma-stream-cli -a ADDR {token})"
+        );
+        return Outcome::Error;
+    }
     let command: Command = match parse_command(line) {
         Ok(command) => command,
         Err(error) => {
@@ -205,19 +373,21 @@ async fn run_line(client: &Client, line: &str, json: bool) -> Outcome {
         }
     };
     let peer_requests = command.into_peer_requests();
-    match client.sync(peer_requests.clone()).await {
-        Ok(report) => {
-            if json {
-                println!("{}", report::to_json(&peer_requests, &report));
-            } else {
-                print!("{}", report::to_text(&peer_requests, &report));
-            }
-            if report.is_success() {
-                Outcome::AllArrived
-            } else {
-                Outcome::SomeFailed
+    let started = Instant::now();
+    let result = if print.interactive {
+        tokio::select! {
+            result = session.sync(&peer_requests) => result,
+            () = ctrl_c() => {
+                eprintln!("\ninterrupted: stopped waiting for the report; {SERVER_MAY_CONTINUE}");
+                return Outcome::Interrupted;
             }
         }
+    } else {
+        session.sync(&peer_requests).await
+    };
+    let elapsed = started.elapsed();
+    match result {
+        Ok(report) => print_report(&peer_requests, &report, elapsed, print),
         Err(error) => {
             eprintln!("error: {error}");
             Outcome::Error
@@ -225,11 +395,39 @@ async fn run_line(client: &Client, line: &str, json: bool) -> Outcome {
     }
 }
 
-fn worst(a: Outcome, b: Outcome) -> Outcome {
-    match (a, b) {
-        (Outcome::Error, _) | (_, Outcome::Error) => Outcome::Error,
-        (Outcome::SomeFailed, _) | (_, Outcome::SomeFailed) => Outcome::SomeFailed,
-        _ => Outcome::AllArrived,
+/// What Ctrl-C cannot undo, said whenever it interrupts a command.
+const SERVER_MAY_CONTINUE: &str = "the server may still be completing the SYNC (cancelling it \
+     from the client is not available yet); run the same command again later to see what \
+     arrived (objects already there count as success)";
+
+/// Resolves on Ctrl-C (SIGINT); never if the handler cannot be installed.
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn print_report(
+    peer_requests: &[PeerRequest],
+    report: &SyncReport,
+    elapsed: Duration,
+    print: Printing,
+) -> Outcome {
+    if print.json {
+        println!(
+            "{}",
+            report::to_json(peer_requests, report, elapsed, print.strict)
+        );
+    } else {
+        print!(
+            "{}",
+            report::to_text(peer_requests, report, elapsed, print.strict)
+        );
+    }
+    if report::Tally::of(peer_requests, report).is_ok(print.strict) {
+        Outcome::AllArrived
+    } else {
+        Outcome::SomeFailed
     }
 }
 
@@ -238,8 +436,9 @@ fn is_blank_or_comment(line: &str) -> bool {
     line.is_empty() || line.starts_with('#')
 }
 
-/// Runs every line of stdin; the exit code is the worst outcome.
-async fn script(client: &Client, json: bool) -> Outcome {
+/// Runs every line of stdin; the exit code is the worst outcome. `help …` lines print help
+/// and `quit` stops, as in the REPL, so a piped session behaves like a typed one.
+async fn script(session: &mut Session, print: Printing) -> Outcome {
     let mut overall = Outcome::AllArrived;
     for (number, line) in std::io::stdin().lock().lines().enumerate() {
         let line = match line {
@@ -252,73 +451,20 @@ async fn script(client: &Client, json: bool) -> Outcome {
         if is_blank_or_comment(&line) {
             continue;
         }
-        let outcome = run_line(client, &line, json).await;
+        let outcome = match repl::builtin(&line) {
+            Some(repl::Builtin::Quit) => break,
+            Some(repl::Builtin::Help(text)) => {
+                println!("{text}");
+                continue;
+            }
+            None => run_line(session, &line, print).await,
+        };
         if outcome == Outcome::Error {
             eprintln!("(line {})", number + 1);
         }
-        overall = worst(overall, outcome);
+        overall = overall.max(outcome);
     }
     overall
-}
-
-/// The interactive loop: line editing and history (kept in ~/.config/plasma-stream/history).
-async fn repl(client: &Client, json: bool) -> Outcome {
-    let mut editor = match rustyline::DefaultEditor::new() {
-        Ok(editor) => editor,
-        Err(error) => {
-            eprintln!("error: cannot start line editing: {error}");
-            return Outcome::Error;
-        }
-    };
-    let history = history_path();
-    if let Some(path) = &history {
-        let _ = editor.load_history(path);
-    }
-    println!(
-        "connected to {} over {}; type COPY/TAKE/SYNC commands, `help`, or `quit`",
-        client.server(),
-        client.connection_kind()
-    );
-    let mut overall = Outcome::AllArrived;
-    loop {
-        match editor.readline("plasma-stream> ") {
-            Ok(line) => {
-                if is_blank_or_comment(&line) {
-                    continue;
-                }
-                let _ = editor.add_history_entry(line.as_str());
-                match line.trim().to_ascii_lowercase().as_str() {
-                    "quit" | "exit" => break,
-                    "help" | "?" => {
-                        println!("{COMMANDS_HELP}");
-                        continue;
-                    }
-                    _ => {}
-                }
-                overall = worst(overall, run_line(client, &line, json).await);
-            }
-            Err(rustyline::error::ReadlineError::Interrupted) => continue,
-            Err(rustyline::error::ReadlineError::Eof) => break,
-            Err(error) => {
-                eprintln!("error: {error}");
-                break;
-            }
-        }
-    }
-    if let Some(path) = &history {
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let _ = editor.save_history(path);
-    }
-    overall
-}
-
-fn history_path() -> Option<PathBuf> {
-    std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))
-        .map(|dir| dir.join("plasma-stream").join("history"))
 }
 
 #[cfg(test)]

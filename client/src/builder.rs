@@ -149,10 +149,10 @@ impl ClientBuilder {
         };
         let identity = match (self.identity, &self.identity_dir) {
             (Some(identity), _) => identity,
-            (None, Some(dir)) => Identity::load_or_generate(dir)?,
+            (None, Some(dir)) => load_or_generate_noting(dir)?,
             (None, None) if self.insecure => Identity::generate(["plasma-stream-client"])?,
             (None, None) => match config_dir() {
-                Some(dir) => Identity::load_or_generate(dir.join("client"))?,
+                Some(dir) => load_or_generate_noting(&dir.join("client"))?,
                 None => Identity::generate(["plasma-stream-client"])?,
             },
         };
@@ -177,6 +177,25 @@ impl ClientBuilder {
             None => Error::Resolve("the address resolved to nothing".into()),
         })
     }
+}
+
+/// [`Identity::load_or_generate`], saying on stderr when it creates a new identity: servers in
+/// pinned mode refuse this client until their operator trusts its fingerprint, and a
+/// silently created certificate left users wondering which fingerprint that is. Said once,
+/// since the identity is kept for later runs.
+fn load_or_generate_noting(dir: &Path) -> Result<Identity> {
+    use plasma_stream_certs::{CERT_FILE, KEY_FILE};
+    let is_new = !dir.join(CERT_FILE).exists() && !dir.join(KEY_FILE).exists();
+    let identity = Identity::load_or_generate(dir)?;
+    if is_new {
+        let fingerprint = identity.fingerprint();
+        eprintln!(
+            "plasma-stream: created a new client identity {fingerprint} in {}; a server in \
+             pinned mode accepts this client once started with --trust {fingerprint}",
+            dir.display()
+        );
+    }
+    Ok(identity)
 }
 
 /// `$XDG_CONFIG_HOME/plasma-stream` or `~/.config/plasma-stream`.

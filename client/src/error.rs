@@ -8,7 +8,7 @@ use plasma_stream_protocol::{
 /// convert into it, so `"…".parse()?` works in a function returning [`Result`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid socket address: {0}")]
+    #[error("invalid socket address (expected IP:port, e.g. 127.0.0.1:2021 or [::1]:2021): {0}")]
     Address(#[from] std::net::AddrParseError),
     #[error(transparent)]
     ObjectId(#[from] ParseObjectIdError),
@@ -25,8 +25,9 @@ pub enum Error {
     #[error("cannot resolve `{0}` to a socket address")]
     Resolve(String),
     #[error("no trust configured for the server's certificate: set PLASMA_STREAM_TRUST=<server fingerprint> \
-             (printed by the server at startup), PLASMA_STREAM_TRUST_FILE=<file>, or \
-             PLASMA_STREAM_INSECURE=1 for development; or use Client::builder()")]
+             (printed by the server at startup), PLASMA_STREAM_TRUST_FILE=<file>, PLASMA_STREAM_CA=<CA pem>, or \
+             PLASMA_STREAM_INSECURE=1 for development; or configure Client::builder() with \
+             .trust_fingerprint(), .trust_file(), .ca() or .insecure()")]
     NoTrust,
     #[error("object {id}: {status}")]
     Object { id: ObjectId, status: Status },

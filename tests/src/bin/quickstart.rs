@@ -22,7 +22,30 @@ const OBJECTS: &[(u64, usize)] = &[
     (100_000_007, 7),
 ];
 
+const USAGE: &str = "quickstart: the README quickstart, end to end on this machine.
+
+Starts two plasma-stream-servers with embedded stores on 127.0.0.1 (ports chosen by the
+system, sockets in a temporary directory), puts 7 objects (0 bytes to 100 MB, about 185 MB in
+all) into the first, has the second COPY them in one SYNC, verifies every byte, prints a
+summary and cleans up. Exit code 0 only if every object arrived intact.
+
+Usage: quickstart [-h]
+  from the checkout: cargo run --release -p plasma-stream-tests --bin quickstart
+
+Options:
+  -h, --help  print this help and exit";
+
 fn main() -> ExitCode {
+    // No option parser for one flag: -h/--help helps, anything else is refused rather than
+    // ignored (a user typing `quickstart --port 2021` must not get a run on other ports).
+    if let Some(argument) = std::env::args().nth(1) {
+        if argument == "-h" || argument == "--help" {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("quickstart: unexpected argument `{argument}` (it takes none; -h for help)");
+        return ExitCode::from(2);
+    }
     println!("quickstart: starting two servers with embedded stores on 127.0.0.1 ...");
     let source = Server::embedded(512 << 20);
     let destination = Server::embedded(512 << 20);
