@@ -2,16 +2,19 @@
 //! a fuzzer that starts from valid FlatBuffers and frames reaches the decoders' deeper paths
 //! (field checks, round trips) in seconds instead of hours.
 //!
-//! `cargo +nightly run --example seeds` (from `fuzz/`). Each seed starts with the selector
-//! byte its target expects.
+//! `cargo +nightly run --example seeds` (from `fuzz/`), or `… -- DIR` to write
+//! `DIR/<target>/` instead (CI fuzzes from a temporary directory). Each seed starts with the
+//! selector byte its target expects.
 
 use std::fs;
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use plasma_store::wire::frame::write_frame;
 use plasma_store::wire::messages::*;
 use plasma_store::wire::MessageType;
 use plasma_store::ObjectId as StoreId;
+use plasma_stream_fuzz::stream::Input;
 use plasma_stream_protocol::legacy::{FrameHeader, SyncReply, TransferReply};
 use plasma_stream_protocol::wire::{
     Ack, DeleteResult, DigestTrailer, ObjectHeader, ObjectOutcome, ObjectRequest, PeerReport,
@@ -19,8 +22,16 @@ use plasma_stream_protocol::wire::{
 };
 use plasma_stream_protocol::{ObjectId, PeerRequest, Request, Status, TransferKind};
 
+/// Where the corpus goes: the first argument, else `corpus/` (what `cargo fuzz run` reads).
+static CORPUS: OnceLock<PathBuf> = OnceLock::new();
+
 fn write(target: &str, name: &str, selector: &[u8], body: &[u8]) {
-    let dir = Path::new("corpus").join(target);
+    let corpus = CORPUS.get_or_init(|| {
+        std::env::args_os()
+            .nth(1)
+            .map_or_else(|| PathBuf::from("corpus"), PathBuf::from)
+    });
+    let dir = corpus.join(target);
     fs::create_dir_all(&dir).expect("create corpus dir");
     let mut bytes = selector.to_vec();
     bytes.extend_from_slice(body);
@@ -31,6 +42,25 @@ fn enc(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     let mut out = Vec::new();
     f(&mut out);
     out
+}
+
+/// Seeds for a `*_reader` target: one stream under a few cut patterns (byte by byte, a
+/// fixed small piece, and pieces of mixed sizes that straddle message boundaries).
+fn write_reader(target: &str, name: &str, selector: u8, param: u8, stream: &[u8]) {
+    let cuts: [(&str, &[u8]); 3] = [
+        ("bytes", &[]),
+        ("by7", &[6]),
+        ("mixed", &[0, 30, 2, 255, 12]),
+    ];
+    for (cut, lengths) in cuts {
+        let input = Input {
+            selector,
+            param,
+            lengths,
+            stream,
+        };
+        write(target, &format!("{name}_{cut}"), &[], &input.to_bytes());
+    }
 }
 
 fn main() {
@@ -183,6 +213,103 @@ fn main() {
         &[4],
         &enc(|o| frame.encode(o).expect("enc")),
     );
+
+    // protocol_wire_reader, server side (selector 0): a SYNC, then a TAKE and a COPY with
+    // their acknowledgements, as a TCP stream carries them one after the other.
+    let success = Ack {
+        status: Status::Success,
+    };
+    let mut server = enc(|o| sync.encode(o).expect("enc"));
+    for request in [object, ObjectRequest::new(TransferKind::Copy, id(8))] {
+        request.encode(&mut server).expect("enc");
+        success.encode(&mut server).expect("enc");
+    }
+    write_reader("protocol_wire_reader", "server", 0, 0, &server);
+    // A SYNC naming one ID twice: well formed, refused with 0x80 for each declared peer
+    // request (the server's refusal report).
+    let twice = SyncRequest::new(vec![
+        PeerRequest::new(TransferKind::Copy, v4, vec![id(1)]),
+        PeerRequest::new(TransferKind::Take, v6, vec![id(2)]),
+    ])
+    .expect("valid");
+    let mut refused = enc(|o| twice.encode(o).expect("enc"));
+    let last = refused.len() - ObjectId::LEN;
+    refused[last..].copy_from_slice(id(1).as_bytes());
+    write_reader("protocol_wire_reader", "server_refused", 0, 0, &refused);
+    // Puller side (selector 1; bit 3 digest trailer, bit 4 TAKE): a whole object with its
+    // trailer and delete result, a refused one, an empty one.
+    let mut puller = enc(|o| {
+        ObjectHeader::Begin {
+            data_size: 5,
+            metadata_size: 2,
+            offset: 0,
+        }
+        .encode(o)
+        .expect("enc")
+    });
+    puller.extend_from_slice(b"mmdata");
+    puller.push(b'!');
+    trailer.encode(&mut puller).expect("enc");
+    deleted.encode(&mut puller).expect("enc");
+    failed.encode(&mut puller).expect("enc");
+    ObjectHeader::begin(0, 0).encode(&mut puller).expect("enc");
+    trailer.encode(&mut puller).expect("enc");
+    deleted.encode(&mut puller).expect("enc");
+    write_reader(
+        "protocol_wire_reader",
+        "puller_take",
+        1 | 0x08 | 0x10,
+        0,
+        &puller,
+    );
+    let mut copy_puller = enc(|o| header.encode(o).expect("enc"));
+    copy_puller.extend_from_slice(&[7; 93]);
+    failed.encode(&mut copy_puller).expect("enc");
+    write_reader("protocol_wire_reader", "puller_copy", 1, 0, &copy_puller);
+    // Client side (selector 2): two reports on one recycled stream.
+    let mut reports = enc(|o| report.encode(o).expect("enc"));
+    SyncReport::refused(3, Status::AlreadyReceiving)
+        .encode(&mut reports)
+        .expect("enc");
+    write_reader("protocol_wire_reader", "client", 2, 0, &reports);
+
+    // protocol_legacy_reader, server side (selector 0): three requests on one connection.
+    let mut requests = enc(|o| legacy_sync.encode_legacy(o).expect("enc"));
+    copy.encode_legacy(&mut requests).expect("enc");
+    take.encode_legacy(&mut requests).expect("enc");
+    write_reader("protocol_legacy_reader", "server", 0, 0, &requests);
+    // A client's SYNC replies (selector 1: param + 1 peer requests each), two SYNCs.
+    let replies = enc(|o| {
+        for _ in 0..2 {
+            SyncReply {
+                statuses: vec![Status::Success, Status::PeerConnectionFailed],
+            }
+            .encode(o)
+            .expect("enc")
+        }
+    });
+    write_reader("protocol_legacy_reader", "sync_reply", 1, 1, &replies);
+    // A client's COPY/TAKE of 2 IDs (selector 2, param 2): BEGIN and two frames, then the
+    // next request's reply, an error (after which the server closes).
+    let mut transfer = enc(|o| TransferReply::Begin.encode(o).expect("enc"));
+    FrameHeader {
+        data_size: 3,
+        metadata_size: 1,
+    }
+    .encode(&mut transfer)
+    .expect("enc");
+    transfer.extend_from_slice(b"mabc");
+    FrameHeader {
+        data_size: 1,
+        metadata_size: 0,
+    }
+    .encode(&mut transfer)
+    .expect("enc");
+    transfer.push(b'x');
+    TransferReply::Failed(Status::NotFound)
+        .encode(&mut transfer)
+        .expect("enc");
+    write_reader("protocol_legacy_reader", "transfer", 2, 2, &transfer);
 
     // protocol_grammar
     let lines = [
