@@ -187,15 +187,18 @@ async fn run(options: Options) -> Outcome {
             std::process::exit(i32::from(Outcome::Interrupted.exit_code()));
         });
     }
-    if !options.command.is_empty() {
+    let outcome = if !options.command.is_empty() {
         let line = options.command.join(" ");
-        return run_line(&mut session, &line, print).await;
-    }
-    if interactive {
+        run_line(&mut session, &line, print).await
+    } else if interactive {
         repl::run(&mut session, print).await
     } else {
         script(&mut session, print).await
+    };
+    if let Some(client) = &session.client {
+        client.close().await;
     }
+    outcome
 }
 
 /// `--issue-cert`: a member certificate of the cluster CA (creating the CA on first use).

@@ -93,6 +93,13 @@ impl Client {
         self.server
     }
 
+    /// Closes the connection and waits (briefly) until the server was told: a process that
+    /// exits without this leaves the server waiting for its QUIC idle timeout to learn it.
+    pub async fn close(&self) {
+        self.connection.close();
+        let _ = tokio::time::timeout(Duration::from_secs(1), self._endpoint.wait_idle()).await;
+    }
+
     /// QUIC, or TLS over TCP (the fallback).
     pub fn connection_kind(&self) -> ConnectionKind {
         self.connection.kind()
@@ -111,8 +118,13 @@ impl Client {
         // The SYNC takes as long as its transfers: no idle timeout on the report itself.
         let mut reader = MessageReader::for_reply(recv, MAX_REPORT);
         let report = reader.expect(SyncReport::decode).await?;
-        let (recv, read_ahead) = reader.into_parts();
-        if read_ahead.is_empty() {
+        let (mut recv, read_ahead) = reader.into_parts();
+        // The report is the stream's last message: reading its end tells the server the
+        // report arrived, so it does not wait for that at shutdown.
+        let extra = recv
+            .read_end_of_stream(self.timeout.min(Duration::from_secs(2)))
+            .await;
+        if read_ahead.is_empty() && !extra {
             self.connection.recycle(send, recv);
         }
         Ok(report)

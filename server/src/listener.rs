@@ -116,12 +116,15 @@ async fn serve_exchange<S: ObjectStore>(
                 let span = info_span!("sync", client = %who);
                 // Counted as a transfer until the report is delivered, so a drain waits for it.
                 let _transfer = node.shutdown.transfer();
-                async {
+                let sync = async {
                     let report = run_sync(&node, request, who).await;
                     write_report(&mut send, &report, node.idle_timeout).await
                 }
-                .instrument(span)
-                .await
+                .instrument(span);
+                tokio::select! {
+                    done = sync => done,
+                    _ = node.shutdown.reached(Phase::Aborting) => Err(ServeError::ShuttingDown),
+                }
             }
             Err(error) => Err(error.into()),
         };
@@ -155,6 +158,10 @@ fn refusal_report(error: &ServeError, buffered: &[u8]) -> Option<SyncReport> {
     Some(SyncReport::refused(count as usize, status))
 }
 
+/// Longest wait for a client to confirm it has the whole report (a few round trips at most on
+/// any working link).
+const REPORT_DELIVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn write_report(
     send: &mut SendStream,
     report: &SyncReport,
@@ -164,7 +171,9 @@ async fn write_report(
     report.encode(&mut bytes)?;
     send.write_message(&bytes, timeout).await?;
     send.finish().await?;
-    // Closing the connection at shutdown would discard bytes still in flight.
-    send.wait_delivered(timeout).await;
+    // Closing the connection at shutdown would discard bytes still in flight; but a client
+    // that neither reads the end of the stream nor closes (killed, or an old client) must not
+    // hold this transfer, and so a shutdown, for a whole idle timeout.
+    send.wait_delivered(timeout.min(REPORT_DELIVERY)).await;
     Ok(())
 }

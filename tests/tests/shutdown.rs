@@ -195,3 +195,31 @@ async fn sigterm_after_a_pull_with_nothing_in_flight_stops_at_once() {
         );
     }
 }
+
+/// The same after a TAKE made by the CLI, which exits right after the report: the server
+/// once held the SYNC as "in flight" until the whole idle timeout, waiting for a confirmation
+/// of the report that the exited client never sent (~15 s to stop).
+#[test]
+fn sigterm_after_a_cli_take_stops_at_once() {
+    let source = Server::embedded(16 * MIB);
+    let mut config = ServerConfig::embedded(16 * MIB);
+    config.drain_timeout_secs = 10;
+    let mut destination = Server::start(config);
+    let id = oid(52, 1);
+    put(&mut source.store(), id, 3 * MIB, 0);
+    let output = plasma_stream_tests::cli(
+        destination.addr,
+        &["TAKE", &source.addr.to_string(), &id.to_string()],
+        None,
+    );
+    assert!(output.status.success(), "{output:?}");
+    let started = std::time::Instant::now();
+    destination.process.terminate();
+    assert!(destination.process.wait_exit(Duration::from_secs(20)));
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "stopping took {took:?}\n{}",
+        destination.process.log()
+    );
+}

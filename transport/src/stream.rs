@@ -299,6 +299,21 @@ impl RecvStream {
         within(idle_timeout, self.read_chunk(max)).await
     }
 
+    /// After the last message of an exchange: over QUIC, reads the end of the stream (at most
+    /// `timeout`), so the sender learns the whole stream was received (quinn's `stopped`
+    /// resolves) instead of waiting for a timeout; over TCP, where an exchange ends without an
+    /// end of stream (the socket serves the next one), does nothing. Returns whether anything
+    /// other than the end came (a protocol error of the sender).
+    pub async fn read_end_of_stream(&mut self, timeout: Duration) -> bool {
+        match self {
+            RecvStream::Quic(stream) => matches!(
+                tokio::time::timeout(timeout, stream.read_chunk(1, true)).await,
+                Ok(Ok(Some(_)))
+            ),
+            RecvStream::Tcp(_) => false,
+        }
+    }
+
     /// Reads up to `target.len()` bytes straight into `target` (e.g. an object being created
     /// in a store's shared memory), feeding each piece to `observe` once written, each wait
     /// bounded by `idle_timeout`. Returns how many bytes were written: fewer than
