@@ -112,7 +112,7 @@ async fn take_into_a_full_real_store_leaves_the_object_at_the_source() {
         .unwrap();
     assert_eq!(
         report.peer_reports[0].status,
-        Status::StoreError,
+        Status::StoreFull,
         "{report:?}"
     );
     verify(&mut source.store(), id, 32 * MIB, 0);

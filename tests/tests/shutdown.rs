@@ -134,7 +134,11 @@ async fn holder_killed_mid_transfer_aborts_the_unsealed_object() {
         "the receiver left an unsealed object behind"
     );
     let log = destination.process.log();
-    assert!(log.contains("aborting it"), "{log}");
+    // The puller aborts it on a final failure, or when its retries run out.
+    assert!(
+        log.contains("aborting it") || log.contains("giving up on the object"),
+        "{log}"
+    );
     eprintln!("holder killed mid-transfer: {status}, unsealed object aborted");
 }
 

@@ -256,7 +256,7 @@ async fn take_into_a_full_store_leaves_the_object_at_the_source() {
         .unwrap();
     assert_eq!(
         report.peer_reports[0].status,
-        Status::StoreError,
+        Status::StoreFull,
         "{report:?}"
     );
     assert!(!contains(&mut destination.store(), id));
