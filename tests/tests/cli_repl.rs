@@ -161,6 +161,9 @@ fn ctrl_c_interrupts_a_command_not_the_repl_and_history_is_kept() {
     // Ctrl-C at the prompt says how to leave; the second one leaves.
     terminal.type_bytes(b"\x03");
     terminal.wait_for("Ctrl-C again", 2);
+    // The next prompt means rustyline is reading keys again (raw mode): a Ctrl-C typed before
+    // it is the terminal's SIGINT, not the second key press this checks.
+    terminal.wait_for("plasma-stream> ", 5);
     terminal.type_bytes(b"\x03");
     assert_eq!(terminal.wait_exit(), Some(0), "{}", terminal.screen());
 
@@ -185,6 +188,7 @@ fn ctrl_c_interrupts_a_command_not_the_repl_and_history_is_kept() {
     terminal.wait_for("plasma-stream> ", 2);
     terminal.type_bytes(b"\x03");
     terminal.wait_for("Ctrl-C again", 1);
+    terminal.wait_for("plasma-stream> ", 3);
     terminal.type_bytes(b"\x03");
     assert_eq!(terminal.wait_exit(), Some(0), "{}", terminal.screen());
 }
