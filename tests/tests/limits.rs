@@ -1,0 +1,145 @@
+//! The protocol's limits at their edges, against real servers: the largest value works, one
+//! more is refused with its documented outcome, and the server goes on serving.
+
+use plasma_stream_certs::{Identity, Trust};
+use plasma_stream_protocol::wire::SyncReport;
+use plasma_stream_protocol::Status;
+use plasma_stream_tests::{client, contains, oid, put, verify, ObjectId, Server};
+use plasma_stream_transport::{Endpoint, TransportConfig};
+use stream::PeerRequest;
+use tokio::io::AsyncReadExt;
+
+const MIB: u64 = 1 << 20;
+
+/// Sends raw SYNC bytes on one stream and returns whatever comes back (empty when the server
+/// resets the stream, which is the documented answer to a malformed count).
+async fn raw_exchange(server: &Server, request: &[u8]) -> Vec<u8> {
+    let identity = Identity::generate(["test"]).unwrap();
+    let endpoint = Endpoint::client(&identity, &Trust::Insecure, TransportConfig::default())
+        .await
+        .unwrap();
+    let connection = endpoint.connect(server.addr).await.unwrap();
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    send.write_all_bytes(request).await.unwrap();
+    send.finish().await.unwrap();
+    let mut reply = Vec::new();
+    let _ = recv.read_to_end(&mut reply).await;
+    reply
+}
+
+/// A SYNC frame built by hand, so counts the client library refuses to encode can be sent:
+/// one COPY peer request per ID list, all from `peer`.
+fn sync_bytes(peer: std::net::SocketAddr, lists: &[Vec<ObjectId>]) -> Vec<u8> {
+    let std::net::SocketAddr::V4(v4) = peer else {
+        panic!("IPv4 expected")
+    };
+    let mut bytes = vec![0x01];
+    bytes.extend_from_slice(&(lists.len() as u32).to_le_bytes());
+    for ids in lists {
+        bytes.extend_from_slice(&[0x02, 0x04]);
+        bytes.extend_from_slice(&v4.ip().octets());
+        bytes.extend_from_slice(&v4.port().to_le_bytes());
+        bytes.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+        for id in ids {
+            bytes.extend_from_slice(id.as_bytes());
+        }
+    }
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_of_1024_peer_requests_works_and_1025_is_refused() {
+    let source = Server::embedded(64 * MIB);
+    let destination = Server::embedded(64 * MIB);
+    let ids: Vec<_> = (0..1025u32).map(|n| oid(90, n)).collect();
+    let mut store = source.store();
+    for id in &ids {
+        put(&mut store, *id, 8, 0);
+    }
+
+    // 1,025 peer requests: the stream is reset without a report and nothing is pulled.
+    let over: Vec<Vec<ObjectId>> = ids.iter().map(|id| vec![*id]).collect();
+    let reply = raw_exchange(&destination, &sync_bytes(source.addr, &over)).await;
+    assert!(
+        reply.is_empty(),
+        "1,025 peer requests answered: {} bytes",
+        reply.len()
+    );
+    let mut dest = destination.store();
+    assert!(!contains(&mut dest, ids[0]));
+    assert!(!contains(&mut dest, ids[1024]));
+
+    // 1,024 (the limit) on the same server afterwards: every peer request succeeds.
+    let requests: Vec<_> = ids[..1024]
+        .iter()
+        .map(|id| PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![*id],
+        })
+        .collect();
+    let report = client(destination.addr).await.sync(requests).await.unwrap();
+    assert_eq!(report.peer_reports.len(), 1024);
+    assert!(report.is_success(), "{:?}", report.peer_reports[0].status);
+    for id in ids[..1024].iter().step_by(101) {
+        verify(&mut dest, *id, 8, 0);
+    }
+    assert!(!contains(&mut dest, ids[1024]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_request_of_65537_objects_is_refused_and_the_server_goes_on() {
+    // 65,536 in one peer request is `transfer::sync_of_65536_objects_large`; one more is a
+    // malformed count, refused before anything is read or allocated.
+    let source = Server::embedded(16 * MIB);
+    let destination = Server::embedded(16 * MIB);
+    let ids: Vec<_> = (0..65_537u32).map(|n| oid(91, n)).collect();
+    put(&mut source.store(), ids[0], 8, 0);
+    let reply = raw_exchange(
+        &destination,
+        &sync_bytes(source.addr, std::slice::from_ref(&ids)),
+    )
+    .await;
+    assert!(
+        reply.is_empty(),
+        "65,537 IDs answered: {} bytes",
+        reply.len()
+    );
+    assert!(!contains(&mut destination.store(), ids[0]));
+
+    let reply = raw_exchange(&destination, &sync_bytes(source.addr, &[vec![ids[0]]])).await;
+    let (report, _) = SyncReport::decode(&reply).unwrap().expect("a whole report");
+    assert_eq!(report.peer_reports[0].status, Status::Success);
+    verify(&mut destination.store(), ids[0], 8, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_of_65536_bytes_moves_and_65537_is_refused_with_0x50() {
+    let source = Server::embedded(16 * MIB);
+    let destination = Server::embedded(16 * MIB);
+    let fits = oid(92, 1);
+    let over = oid(92, 2);
+    put(&mut source.store(), fits, 10, 65_536);
+    put(&mut source.store(), over, 10, 65_537);
+    let report = client(destination.addr)
+        .await
+        .sync(vec![PeerRequest::Take {
+            from: source.addr,
+            objects: vec![fits, over],
+        }])
+        .await
+        .unwrap();
+    let outcome = |id: ObjectId| {
+        report.peer_reports[0]
+            .objects
+            .iter()
+            .find(|o| o.id == id)
+            .map(|o| o.status)
+    };
+    assert_eq!(outcome(fits), Some(Status::Success), "{report:?}");
+    assert_eq!(outcome(over), Some(Status::MetadataTooLarge), "{report:?}");
+    verify(&mut destination.store(), fits, 10, 65_536);
+    assert!(!contains(&mut destination.store(), over));
+    // A refused TAKE loses nothing: the source keeps the object it could not send.
+    assert!(contains(&mut source.store(), over));
+    assert!(!contains(&mut source.store(), fits));
+}
