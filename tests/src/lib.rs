@@ -378,6 +378,8 @@ impl Server {
 pub struct RealStore {
     pub process: Process,
     pub socket: PathBuf,
+    binary: PathBuf,
+    capacity: u64,
     _dir: TempDir,
 }
 
@@ -405,26 +407,43 @@ impl RealStore {
             .tempdir()
             .expect("tempdir");
         let socket = dir.path().join("plasma.sock");
-        let mut command = Command::new(binary);
-        command
-            .arg("-m")
-            .arg(capacity.to_string())
-            .arg("-s")
-            .arg(&socket);
-        let mut process = Process::spawn("plasma_store", command, dir.path().join("store.log"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
-            if process.has_exited() || Instant::now() > deadline {
-                panic!("plasma_store did not start:\n{}", process.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let process = spawn_store(&binary, capacity, &socket, &dir.path().join("store.log"));
         RealStore {
             process,
             socket,
+            binary,
+            capacity,
             _dir: dir,
         }
     }
+
+    /// SIGKILLs the store (a crash: its objects are gone) and starts a fresh, empty one on the
+    /// same socket path, as a supervisor would; servers using the socket must reconnect.
+    pub fn crash_and_restart(&mut self) {
+        self.process.kill_now();
+        // A killed store leaves its socket file behind; a new store cannot bind over it.
+        let _ = std::fs::remove_file(&self.socket);
+        let log = self.socket.with_file_name("store-restarted.log");
+        self.process = spawn_store(&self.binary, self.capacity, &self.socket, &log);
+    }
+}
+
+fn spawn_store(binary: &Path, capacity: u64, socket: &Path, log: &Path) -> Process {
+    let mut command = Command::new(binary);
+    command
+        .arg("-m")
+        .arg(capacity.to_string())
+        .arg("-s")
+        .arg(socket);
+    let mut process = Process::spawn("plasma_store", command, log.to_path_buf());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        if process.has_exited() || Instant::now() > deadline {
+            panic!("plasma_store did not start:\n{}", process.log());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    process
 }
 
 /// Objects of the store at `socket` that are created but not sealed (a transfer's leftovers).

@@ -278,3 +278,96 @@ async fn heavy_destination_killed_and_restarted_on_pyarrows_store() {
         destination_killed_and_restarted(RealStore::start(LARGE + 64 * MIB), kind, tag).await;
     }
 }
+
+/// The destination's store crashes in the middle (SIGKILL: its memory and objects are gone):
+/// the SYNC still answers within its bound, with a failure for the interrupted object; the
+/// destination server keeps running; the source keeps what did not arrive (TAKE deletes only
+/// after the destination sealed it); once a store is back on the socket, the destination
+/// serves the next SYNC.
+async fn destination_store_killed(mut store: RealStore, kind: TransferKind, tag: u8) {
+    let source = Server::embedded(LARGE + 64 * MIB);
+    let mut destination = Server::start(ServerConfig::on_socket(&store.socket));
+    for (id, data, metadata) in objects(tag) {
+        put(&mut source.store(), id, data, metadata);
+    }
+    let first = client(destination.addr).await;
+    let request = peer_request(kind, source.addr, tag);
+    let sync = tokio::spawn(async move { first.sync(request).await });
+    wait_until_read(&destination, 64 * MIB);
+    store.process.kill_now();
+    let report = tokio::time::timeout(Duration::from_secs(60), sync)
+        .await
+        .expect("the SYNC answers within its bound")
+        .unwrap()
+        .expect("a report, not a dropped connection");
+    eprintln!("{kind} after the store died: {report:?}");
+    let (large, _, _) = objects(tag)[0];
+    let large_status = report.peer_reports[0]
+        .objects
+        .iter()
+        .find(|o| o.id == large)
+        .map(|o| o.status);
+    assert!(
+        matches!(large_status, Some(s) if s != Status::Success),
+        "the interrupted object reports a failure: {report:?}"
+    );
+    assert!(!report.is_success());
+    assert!(
+        !destination.process.has_exited(),
+        "the destination server survives its store:\n{}",
+        destination.process.log()
+    );
+    // Whatever did not reach the (dead) destination store is still at the source.
+    assert!(
+        contains(&mut source.store(), large),
+        "{kind} lost the object"
+    );
+    assert!(unsealed(&source.socket).is_empty());
+
+    store.crash_and_restart();
+    let next = oid(tag, 98);
+    put(&mut source.store(), next, SMALL, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let report = client(destination.addr)
+            .await
+            .sync(vec![PeerRequest::Copy {
+                from: source.addr,
+                objects: vec![next],
+            }])
+            .await
+            .unwrap();
+        if report.is_success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the destination does not use the restarted store: {report:?}\n{}",
+            destination.process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    verify(
+        &mut plasma_stream_tests::store_client(&store.socket),
+        next,
+        SMALL,
+        0,
+    );
+    assert!(unsealed(&store.socket).is_empty());
+    destination.process.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heavy_destination_store_killed_on_our_store() {
+    for (kind, tag) in [(TransferKind::Copy, 80), (TransferKind::Take, 81)] {
+        destination_store_killed(RealStore::ours(LARGE + 64 * MIB), kind, tag).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs pyarrow 11's plasma_store (.ci/run provides it)"]
+async fn heavy_destination_store_killed_on_pyarrows_store() {
+    for (kind, tag) in [(TransferKind::Copy, 82), (TransferKind::Take, 83)] {
+        destination_store_killed(RealStore::start(LARGE + 64 * MIB), kind, tag).await;
+    }
+}
