@@ -143,3 +143,55 @@ async fn metadata_of_65536_bytes_moves_and_65537_is_refused_with_0x50() {
     assert!(contains(&mut source.store(), over));
     assert!(!contains(&mut source.store(), fits));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_129th_connection_at_c_128_is_refused_while_the_others_continue() {
+    let source = Server::embedded(16 * MIB);
+    let destination = Server::start(
+        plasma_stream_tests::ServerConfig::embedded(16 * MIB).with_args(&["-c", "128"]),
+    );
+    let ids: Vec<_> = (0..128u32).map(|n| oid(93, n)).collect();
+    let mut store = source.store();
+    for id in &ids {
+        put(&mut store, *id, 100, 0);
+    }
+    let mut clients = Vec::new();
+    for _ in 0..128 {
+        clients.push(client(destination.addr).await);
+    }
+    let extra = stream::Client::builder()
+        .insecure()
+        .transport(stream::TransportMode::Quic)
+        .connect(destination.addr)
+        .await;
+    let refused = match extra {
+        Err(_) => true,
+        // A handshake may complete before the refusal shows; the first exchange fails then.
+        Ok(extra) => extra
+            .sync(vec![PeerRequest::Copy {
+                from: source.addr,
+                objects: vec![oid(93, 999)],
+            }])
+            .await
+            .is_err(),
+    };
+    assert!(
+        refused,
+        "the 129th connection beyond -c 128 must be refused"
+    );
+    // Every one of the 128 still works, each with its own object.
+    for (connection, id) in clients.iter().zip(&ids) {
+        let report = connection
+            .sync(vec![PeerRequest::Copy {
+                from: source.addr,
+                objects: vec![*id],
+            }])
+            .await
+            .unwrap();
+        assert!(report.is_success(), "{report:?}");
+    }
+    let mut dest = destination.store();
+    for id in &ids {
+        verify(&mut dest, *id, 100, 0);
+    }
+}
