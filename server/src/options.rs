@@ -111,6 +111,13 @@ pub struct Options {
     #[arg(long = "legacy-allow", value_name = "CIDR", requires = "legacy_tcp")]
     pub legacy_allow: Vec<ipnet::IpNet>,
 
+    /// Networks of peers this server may dial to pull from (repeatable, e.g. 10.0.0.0/8).
+    /// A SYNC's peer request naming an address outside every one fails with 0x63 (not
+    /// permitted) before any dial, and the log says why: a client must not be able to point
+    /// this server at arbitrary hosts. Default: any address.
+    #[arg(long = "peer-allow", value_name = "CIDR")]
+    pub peer_allow: Vec<ipnet::IpNet>,
+
     /// Access policy: which identity may SYNC, COPY, TAKE or serve objects here (format in
     /// docs/security.md). Reloaded on SIGHUP. Without it every trusted identity may do
     /// anything, and `anonymous` (legacy) may copy and sync.

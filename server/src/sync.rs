@@ -179,6 +179,12 @@ async fn run_peer_request<S: ObjectStore>(
         warn!("refused a TAKE peer request: the client lacks `sync-take`");
         return fail_remaining(&node, pending, Status::NotPermitted).await;
     }
+    if !node.peer_allowed(peer) {
+        // Checked before any dial: a SYNC must not make this server connect (or even send a
+        // UDP Initial) to a host outside the networks the operator allowed.
+        warn!(%peer, "refused a peer request: the peer is outside --peer-allow; not dialled");
+        return fail_remaining(&node, pending, Status::NotPermitted).await;
+    }
     if node.is_own_address(peer) {
         warn!("refusing a peer request whose peer is this server");
         return fail_remaining(&node, pending, Status::PeerConnectionFailed).await;
