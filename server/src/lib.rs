@@ -273,6 +273,7 @@ async fn serve<S: ObjectStore>(
         access: std::sync::RwLock::new(Arc::new(access)),
         legacy_networks: options.legacy_networks(),
         peer_networks: options.peer_allow.clone(),
+        dials: tokio::sync::Semaphore::new(options.max_dials as usize),
         evict_for_incoming: options.evict_for_incoming,
         retry: puller::RetryPolicy {
             retries: options.retries,

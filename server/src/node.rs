@@ -54,6 +54,8 @@ pub struct Node<S> {
     pub legacy_networks: Vec<ipnet::IpNet>,
     /// Networks of peers this server may dial (`--peer-allow`); empty: any.
     pub peer_networks: Vec<ipnet::IpNet>,
+    /// Dials in progress at once, all SYNCs together (`--max-dials`).
+    pub dials: tokio::sync::Semaphore,
     /// Whether an incoming object may evict sealed objects (`--evict-for-incoming`).
     pub evict_for_incoming: bool,
     /// How transient failures of a pull are retried.

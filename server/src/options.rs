@@ -118,6 +118,12 @@ pub struct Options {
     #[arg(long = "peer-allow", value_name = "CIDR")]
     pub peer_allow: Vec<ipnet::IpNet>,
 
+    /// Dials to peers in progress at once, all SYNCs together (each SYNC also has at most
+    /// 16). A SYNC naming 1,024 unreachable peers then waits its turn instead of opening
+    /// 1,024 dials; a dial to a peer already connected takes no time.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_dials: u32,
+
     /// Access policy: which identity may SYNC, COPY, TAKE or serve objects here (format in
     /// docs/security.md). Reloaded on SIGHUP. Without it every trusted identity may do
     /// anything, and `anonymous` (legacy) may copy and sync.
