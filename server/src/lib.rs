@@ -240,6 +240,13 @@ async fn serve<S: ObjectStore>(
         warn!("Allowed from: {} (--legacy-allow).", networks.join(", "));
         warn!("************************************************************************");
     }
+    if !options.peer_allow.is_empty() {
+        let networks: Vec<String> = options.peer_allow.iter().map(|n| n.to_string()).collect();
+        info!(
+            "Peers dialled only in: {} (--peer-allow).",
+            networks.join(", ")
+        );
+    }
     if let Some(path) = &options.ready_file {
         // Written to a temporary name first, so a reader never sees half a line.
         let partial = path.with_extension("partial");
@@ -265,6 +272,8 @@ async fn serve<S: ObjectStore>(
         read_budget: plasma_stream_transport::ReadBudget::new(node::READ_BUDGET),
         access: std::sync::RwLock::new(Arc::new(access)),
         legacy_networks: options.legacy_networks(),
+        peer_networks: options.peer_allow.clone(),
+        dials: tokio::sync::Semaphore::new(options.max_dials as usize),
         evict_for_incoming: options.evict_for_incoming,
         retry: puller::RetryPolicy {
             retries: options.retries,

@@ -52,6 +52,10 @@ pub struct Node<S> {
     pub access: RwLock<Arc<AccessPolicy>>,
     /// Networks allowed to speak the plaintext legacy format.
     pub legacy_networks: Vec<ipnet::IpNet>,
+    /// Networks of peers this server may dial (`--peer-allow`); empty: any.
+    pub peer_networks: Vec<ipnet::IpNet>,
+    /// Dials in progress at once, all SYNCs together (`--max-dials`).
+    pub dials: tokio::sync::Semaphore,
     /// Whether an incoming object may evict sealed objects (`--evict-for-incoming`).
     pub evict_for_incoming: bool,
     /// How transient failures of a pull are retried.
@@ -81,6 +85,12 @@ impl<S> Node<S> {
     pub fn legacy_allowed(&self, peer: SocketAddr) -> bool {
         let ip = canonical_ip(peer.ip());
         self.legacy_networks.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Whether this server may dial `peer` to pull from it (`--peer-allow`).
+    pub fn peer_allowed(&self, peer: SocketAddr) -> bool {
+        let ip = canonical_ip(peer.ip());
+        self.peer_networks.is_empty() || self.peer_networks.iter().any(|net| net.contains(&ip))
     }
 
     /// Whether `peer` is (by address) this very server: the same port on a loopback, wildcard

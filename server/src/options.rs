@@ -111,6 +111,19 @@ pub struct Options {
     #[arg(long = "legacy-allow", value_name = "CIDR", requires = "legacy_tcp")]
     pub legacy_allow: Vec<ipnet::IpNet>,
 
+    /// Networks of peers this server may dial to pull from (repeatable, e.g. 10.0.0.0/8).
+    /// A SYNC's peer request naming an address outside every one fails with 0x63 (not
+    /// permitted) before any dial, and the log says why: a client must not be able to point
+    /// this server at arbitrary hosts. Default: any address.
+    #[arg(long = "peer-allow", value_name = "CIDR")]
+    pub peer_allow: Vec<ipnet::IpNet>,
+
+    /// Dials to peers in progress at once, all SYNCs together (each SYNC also has at most
+    /// 16). A SYNC naming 1,024 unreachable peers then waits its turn instead of opening
+    /// 1,024 dials; a dial to a peer already connected takes no time.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_dials: u32,
+
     /// Access policy: which identity may SYNC, COPY, TAKE or serve objects here (format in
     /// docs/security.md). Reloaded on SIGHUP. Without it every trusted identity may do
     /// anything, and `anonymous` (legacy) may copy and sync.

@@ -24,6 +24,7 @@ use plasma_stream_protocol::wire::ObjectOutcome;
 use plasma_stream_protocol::{ObjectId, Status, TransferKind};
 use plasma_stream_transport::Connection;
 use stream::pull::{self, PullError, Pulling, Started};
+use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::access::{Right, Who};
@@ -70,10 +71,21 @@ impl RetryPolicy {
 pub async fn connect_holder<S: ObjectStore>(
     node: &Node<S>,
     peer: SocketAddr,
+    sync_dials: &Semaphore,
 ) -> Result<Connection, Status> {
     let mut retry = 0;
     loop {
-        match node.endpoint.pooled(peer).await {
+        // A permit of the SYNC's and of the server's dial budgets for each attempt, not held
+        // through the backoff: unreachable peers cost at most the budgets' dials at once.
+        let dialled = match (sync_dials.acquire().await, node.dials.acquire().await) {
+            (Ok(_sync_permit), Ok(_permit)) => {
+                debug!(%peer, "dialling the peer");
+                node.endpoint.pooled(peer).await
+            }
+            // Closed semaphores: never closed; treat as the server going away.
+            _ => return Err(Status::PeerConnectionFailed),
+        };
+        match dialled {
             Ok(connection) => return check_holder(node, connection),
             Err(error) if retry < node.retry.retries => {
                 retry += 1;

@@ -17,6 +17,7 @@ use plasma_stream_protocol::exchange::policy;
 use plasma_stream_protocol::wire::{ObjectOutcome, PeerReport, SyncReport, SyncRequest};
 use plasma_stream_protocol::{ObjectId, PeerRequest, Status, TransferKind};
 use plasma_stream_transport::Connection;
+use tokio::sync::Semaphore;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::access::{Right, Who};
@@ -31,6 +32,9 @@ enum Pending {
     /// Claimed as receiving; to be pulled.
     ToPull(Claim),
 }
+
+/// Dials one SYNC may have in progress at once (the server has `--max-dials` for all).
+const DIALS_PER_SYNC: usize = 16;
 
 /// Executes a SYNC and returns its report (one entry per peer request, in request order).
 pub async fn run_sync<S: ObjectStore>(
@@ -54,9 +58,11 @@ pub async fn run_sync<S: ObjectStore>(
         let pending = prepare(node, &peer_request);
         prepared.push((peer_request, pending));
     }
+    // The peer requests run at once, but dial at most DIALS_PER_SYNC peers at a time.
+    let sync_dials = Semaphore::new(DIALS_PER_SYNC);
     let reports = prepared.into_iter().enumerate().map(|(index, (peer_request, pending))| {
         let span = info_span!("peer_request", index, peer = %peer_request.from(), kind = %peer_request.kind());
-        run_peer_request(node.clone(), peer_request, pending, may_take).instrument(span)
+        run_peer_request(node.clone(), peer_request, pending, may_take, &sync_dials).instrument(span)
     });
     let started = std::time::Instant::now();
     let peer_reports = futures_util::future::join_all(reports).await;
@@ -169,6 +175,7 @@ async fn run_peer_request<S: ObjectStore>(
     peer_request: PeerRequest,
     pending: Vec<Pending>,
     may_take: bool,
+    sync_dials: &Semaphore,
 ) -> PeerReport {
     let (kind, peer, _) = peer_request.into_parts();
     if !pending.iter().any(|p| matches!(p, Pending::ToPull(_))) {
@@ -179,11 +186,17 @@ async fn run_peer_request<S: ObjectStore>(
         warn!("refused a TAKE peer request: the client lacks `sync-take`");
         return fail_remaining(&node, pending, Status::NotPermitted).await;
     }
+    if !node.peer_allowed(peer) {
+        // Checked before any dial: a SYNC must not make this server connect (or even send a
+        // UDP Initial) to a host outside the networks the operator allowed.
+        warn!(%peer, "refused a peer request: the peer is outside --peer-allow; not dialled");
+        return fail_remaining(&node, pending, Status::NotPermitted).await;
+    }
     if node.is_own_address(peer) {
         warn!("refusing a peer request whose peer is this server");
         return fail_remaining(&node, pending, Status::PeerConnectionFailed).await;
     }
-    let connection = match connect_holder(&node, peer).await {
+    let connection = match connect_holder(&node, peer, sync_dials).await {
         Ok(connection) => connection,
         Err(status) => return fail_remaining(&node, pending, status).await,
     };
