@@ -37,6 +37,7 @@ pub async fn run_sync<S: ObjectStore>(
     node: &Arc<Node<S>>,
     request: SyncRequest,
     client: Who,
+    client_addr: std::net::SocketAddr,
 ) -> SyncReport {
     let peer_count = request.peer_requests().len();
     let objects = request.object_count();
@@ -56,7 +57,8 @@ pub async fn run_sync<S: ObjectStore>(
     }
     let reports = prepared.into_iter().enumerate().map(|(index, (peer_request, pending))| {
         let span = info_span!("peer_request", index, peer = %peer_request.from(), kind = %peer_request.kind());
-        run_peer_request(node.clone(), peer_request, pending, may_take).instrument(span)
+        let asker = Asker { who: client, addr: client_addr };
+        run_peer_request(node.clone(), peer_request, pending, may_take, asker).instrument(span)
     });
     let started = std::time::Instant::now();
     let peer_reports = futures_util::future::join_all(reports).await;
@@ -164,11 +166,19 @@ async fn fail_remaining<S: ObjectStore>(
     PeerReport::from_outcomes(outcomes)
 }
 
+/// The client of a SYNC, for the audit line of each TAKE it asks for.
+#[derive(Clone, Copy)]
+struct Asker {
+    who: Who,
+    addr: std::net::SocketAddr,
+}
+
 async fn run_peer_request<S: ObjectStore>(
     node: Arc<Node<S>>,
     peer_request: PeerRequest,
     pending: Vec<Pending>,
     may_take: bool,
+    asker: Asker,
 ) -> PeerReport {
     let (kind, peer, _) = peer_request.into_parts();
     if !pending.iter().any(|p| matches!(p, Pending::ToPull(_))) {
@@ -182,6 +192,18 @@ async fn run_peer_request<S: ObjectStore>(
     if node.is_own_address(peer) {
         warn!("refusing a peer request whose peer is this server");
         return fail_remaining(&node, pending, Status::PeerConnectionFailed).await;
+    }
+    if kind == TransferKind::Take {
+        // The audit trail of a deletion: the holder logs "deleted by TAKE" with this
+        // server's identity and the same `object` field, so an operator joins the two lines
+        // on the object id to learn which client had the object moved and deleted.
+        for claim in pending.iter().filter_map(|p| match p {
+            Pending::ToPull(claim) => Some(claim),
+            Pending::Done(_) => None,
+        }) {
+            info!(object = %claim.id(), client = %asker.who, client_addr = %asker.addr,
+                holder = %peer, "TAKE asked by a client");
+        }
     }
     let connection = match connect_holder(&node, peer).await {
         Ok(connection) => connection,
