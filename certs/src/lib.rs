@@ -16,6 +16,7 @@ mod error;
 mod fingerprint;
 mod identity;
 mod revocation;
+mod shared;
 mod tls;
 mod trust;
 mod verifier;
@@ -28,6 +29,7 @@ pub use error::{CertsError, Result};
 pub use fingerprint::Fingerprint;
 pub use identity::{Identity, CERT_FILE, KEY_FILE};
 pub use revocation::{RevocationList, Revoked};
+pub use shared::SharedTrust;
 pub use tls::{client_config, crypto_provider, server_config};
 pub use trust::{Trust, TrustedFingerprints};
 pub use verifier::{

@@ -7,6 +7,7 @@ use rustls::{ClientConfig, ServerConfig};
 
 use crate::error::{CertsError, Result};
 use crate::identity::Identity;
+use crate::shared::{ReloadingClientVerifier, ReloadingServerVerifier};
 use crate::trust::Trust;
 use crate::verifier::{CaClientVerifier, CaServerVerifier, FingerprintVerifier};
 
@@ -20,7 +21,29 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
 /// fallback gains nothing from 1.2). ALPN is left empty for the transport to set.
 pub fn server_config(identity: &Identity, trust: &Trust) -> Result<ServerConfig> {
     let provider = crypto_provider();
-    let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = match trust {
+    let verifier = client_cert_verifier(trust, &provider)?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            identity.cert_chain().to_vec(),
+            identity.private_key().clone_key(),
+        )?;
+    if matches!(trust, Trust::Shared(_)) {
+        // A resumed session skips the certificate check: a client removed from the trust
+        // (or revoked) by a reload could come back on a ticket the old trust issued.
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+    }
+    Ok(config)
+}
+
+/// How a server judges its clients under `trust`.
+pub(crate) fn client_cert_verifier(
+    trust: &Trust,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+    Ok(match trust {
         Trust::Ca(ca) => Arc::new(CaClientVerifier {
             inner: rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(ca.roots.clone()),
@@ -31,25 +54,17 @@ pub fn server_config(identity: &Identity, trust: &Trust) -> Result<ServerConfig>
             ca: ca.fingerprint(),
             revoked: ca.revoked.clone(),
         }),
-        _ => FingerprintVerifier::new(trust, &provider),
-    };
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            identity.cert_chain().to_vec(),
-            identity.private_key().clone_key(),
-        )?;
-    Ok(config)
+        Trust::Shared(shared) => Arc::new(ReloadingClientVerifier(shared.clone())),
+        _ => FingerprintVerifier::new(trust, provider),
+    })
 }
 
-/// Client side of mutual TLS: presents `identity` (in every mode, so servers can pin it) and
-/// judges the server's certificate by `trust`. In pinned and insecure modes server names are not
-/// checked (the fingerprint is the identity); in CA mode the server's certificate must carry
-/// [`crate::CLUSTER_SERVER_NAME`], which is the name callers should send.
-pub fn client_config(identity: &Identity, trust: &Trust) -> Result<ClientConfig> {
-    let provider = crypto_provider();
-    let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match trust {
+/// How a client judges the server it dials under `trust`.
+pub(crate) fn server_cert_verifier(
+    trust: &Trust,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn rustls::client::danger::ServerCertVerifier>> {
+    Ok(match trust {
         Trust::Ca(ca) => Arc::new(CaServerVerifier {
             inner: rustls::client::WebPkiServerVerifier::builder_with_provider(
                 Arc::new(ca.roots.clone()),
@@ -60,9 +75,19 @@ pub fn client_config(identity: &Identity, trust: &Trust) -> Result<ClientConfig>
             ca: ca.fingerprint(),
             revoked: ca.revoked.clone(),
         }),
-        _ => FingerprintVerifier::new(trust, &provider),
-    };
-    let config = ClientConfig::builder_with_provider(provider)
+        Trust::Shared(shared) => Arc::new(ReloadingServerVerifier(shared.clone())),
+        _ => FingerprintVerifier::new(trust, provider),
+    })
+}
+
+/// Client side of mutual TLS: presents `identity` (in every mode, so servers can pin it) and
+/// judges the server's certificate by `trust`. In pinned and insecure modes server names are not
+/// checked (the fingerprint is the identity); in CA mode the server's certificate must carry
+/// [`crate::CLUSTER_SERVER_NAME`], which is the name callers should send.
+pub fn client_config(identity: &Identity, trust: &Trust) -> Result<ClientConfig> {
+    let provider = crypto_provider();
+    let verifier = server_cert_verifier(trust, &provider)?;
+    let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
@@ -70,6 +95,11 @@ pub fn client_config(identity: &Identity, trust: &Trust) -> Result<ClientConfig>
             identity.cert_chain().to_vec(),
             identity.private_key().clone_key(),
         )?;
+    if matches!(trust, Trust::Shared(_)) {
+        // Resuming skips the check of the server's certificate: after a reload every dial
+        // must be judged by the trust in force.
+        config.resumption = rustls::client::Resumption::disabled();
+    }
     Ok(config)
 }
 

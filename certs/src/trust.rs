@@ -27,6 +27,9 @@ pub enum Trust {
     /// way (signatures, validity dates, key usage) with the name [`crate::CLUSTER_SERVER_NAME`].
     /// Both sides present certificates.
     Ca(crate::ClusterCa),
+    /// Whatever a [`crate::SharedTrust`] holds at each handshake: a server's trust that
+    /// SIGHUP replaces (never insecure).
+    Shared(crate::SharedTrust),
 }
 
 impl Trust {
@@ -50,15 +53,27 @@ impl Trust {
                 ca.revoked = revoked;
                 Trust::Ca(ca)
             }
+            // A shared trust changes only through SharedTrust::replace, so that every
+            // holder of the handle sees one change at one moment.
+            Trust::Shared(shared) => Trust::Shared(shared),
         }
     }
 
-    /// The revocation list the verifiers check (`None` in insecure mode).
+    /// The revocation list the verifiers check (`None` in insecure mode and for a shared
+    /// trust, whose list may change under the caller: ask [`crate::SharedTrust::current`]).
     pub fn revoked(&self) -> Option<&RevocationList> {
         match self {
-            Trust::Insecure => None,
+            Trust::Insecure | Trust::Shared(_) => None,
             Trust::Pinned(trusted) => Some(&trusted.revoked),
             Trust::Ca(ca) => Some(&ca.revoked),
+        }
+    }
+
+    /// The pinned fingerprints (empty unless pinned), to report what a reload changed.
+    pub fn pinned(&self) -> Option<&TrustedFingerprints> {
+        match self {
+            Trust::Pinned(trusted) => Some(trusted),
+            _ => None,
         }
     }
 }

@@ -381,8 +381,8 @@ impl FingerprintVerifier {
         match &self.trust {
             Trust::Insecure => Ok(()),
             // CA mode uses rustls's WebPKI verifiers, never this one.
-            Trust::Ca(_) => Err(rustls::Error::General(
-                "CA trust needs the WebPKI verifier".into(),
+            Trust::Ca(_) | Trust::Shared(_) => Err(rustls::Error::General(
+                "CA and shared trust need their own verifiers".into(),
             )),
             Trust::Pinned(trusted) if trusted.contains(&fingerprint) => Ok(()),
             Trust::Pinned(_) => Err(refuse(UntrustedPeer { fingerprint, role })),

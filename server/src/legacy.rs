@@ -58,7 +58,9 @@ pub async fn serve_legacy<S: ObjectStore>(
         // The next request proves the previous reply was read.
         delete_taken(&node, &mut awaiting_delete).await;
         let result = match request {
-            Request::Sync(peer_requests) => serve_sync(&node, &mut socket, peer_requests).await,
+            Request::Sync(peer_requests) => {
+                serve_sync(&node, &mut socket, peer_requests, peer).await
+            }
             Request::Copy(ids) => {
                 serve_transfer(
                     &node,
@@ -91,12 +93,13 @@ async fn serve_sync<S: ObjectStore>(
     node: &Arc<Node<S>>,
     socket: &mut LegacyWriter,
     peer_requests: Vec<plasma_stream_protocol::PeerRequest>,
+    peer: SocketAddr,
 ) -> Result<(), ServeError> {
     let count = peer_requests.len();
     // The legacy decoder enforced the SYNC limits already; a refusal here is one status per
     // peer request, as the format's reply has.
     let statuses = match SyncRequest::new(peer_requests) {
-        Ok(request) => run_sync(node, request, Who::Anonymous)
+        Ok(request) => run_sync(node, request, Who::Anonymous, peer)
             .await
             .peer_reports
             .iter()

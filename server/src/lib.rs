@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use plasma_store::ObjectStore;
-use plasma_stream_certs::{Identity, Trust, TrustedFingerprints};
+use plasma_stream_certs::{Identity, SharedTrust, Trust, TrustedFingerprints};
 use plasma_stream_transport::{Endpoint, TransportConfig};
 use tracing::{error, info, warn};
 
@@ -57,7 +57,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         }
         return Ok(());
     }
-    let trust = with_revocations(trust_from(&options)?, &options)?;
+    let trust = load_trust(&options)?;
     let identity = match (&options.cert_dir, &options.ca) {
         (Some(dir), Some(_)) => {
             let (cert, key) = (
@@ -136,9 +136,67 @@ fn load_access(options: &Options) -> Result<access::AccessPolicy, StartError> {
     }
 }
 
-/// SIGHUP: reads the access file again. A file that does not parse leaves the policy in
-/// force as it was (and says why): a typo must not open or close the door.
-fn reload<S>(node: &Node<S>, options: &Options) {
+/// The trust of the options: pinned fingerprints or the cluster CA, less `--revoked`. Except
+/// in insecure mode it is a [`SharedTrust`], so SIGHUP can replace it under the running
+/// endpoint (inbound and outbound handshakes alike).
+fn load_trust(options: &Options) -> Result<Trust, StartError> {
+    let trust = with_revocations(trust_from(options)?, options)?;
+    if trust.is_insecure() {
+        return Ok(trust);
+    }
+    Ok(Trust::Shared(SharedTrust::new(trust)?))
+}
+
+/// SIGHUP: reads the trust (`--trust-file`, `--ca`, `--revoked`) and the access file again.
+/// A file that does not parse leaves what it governs in force as it was (and says why, with
+/// the file and line): a typo must not open or close the door. Each is replaced whole, so a
+/// handshake sees the old set or the new one; connections already made are not judged again.
+fn reload<S>(node: &Node<S>, options: &Options, trust: &Trust) {
+    if reload_trust(options, trust) {
+        // A pooled connection to a peer was judged by the old trust: new requests dial anew.
+        node.endpoint.pool().forget_all();
+    }
+    reload_access(node, options);
+}
+
+/// True when the trust was replaced.
+fn reload_trust(options: &Options, trust: &Trust) -> bool {
+    let Trust::Shared(shared) = trust else {
+        info!("SIGHUP: insecure mode, no trust to reload");
+        return false;
+    };
+    let fresh = match trust_from(options).and_then(|t| with_revocations(t, options)) {
+        Ok(fresh) => fresh,
+        Err(error) => {
+            error!(%error, "SIGHUP: trust not reloaded; the previous trust stays in force");
+            return false;
+        }
+    };
+    let before = shared.current();
+    if let Err(error) = shared.replace(fresh) {
+        error!(%error, "SIGHUP: trust not reloaded; the previous trust stays in force");
+        return false;
+    }
+    let after = shared.current();
+    let pins = |t: &Trust| -> std::collections::BTreeSet<plasma_stream_certs::Fingerprint> {
+        t.pinned()
+            .map(|p| p.iter().copied().collect())
+            .unwrap_or_default()
+    };
+    let (old, new) = (pins(&before), pins(&after));
+    let revoked = |t: &Trust| t.revoked().map_or(0, |r| r.len());
+    info!(
+        pinned = new.len(),
+        pinned_added = new.difference(&old).count(),
+        pinned_removed = old.difference(&new).count(),
+        revoked_before = revoked(&before),
+        revoked_now = revoked(&after),
+        "SIGHUP: trust reloaded (new handshakes use it; connections already made are unaffected)"
+    );
+    true
+}
+
+fn reload_access<S>(node: &Node<S>, options: &Options) {
     let Some(path) = &options.access else {
         info!("SIGHUP: no --access file to reload");
         return;
@@ -283,7 +341,7 @@ async fn serve<S: ObjectStore>(
     let accept = tokio::spawn(listener::accept_loop(node.clone(), endpoint.clone()));
 
     while let Signal::Reload = signals.next().await {
-        reload(&node, &options);
+        reload(&node, &options, &trust);
     }
     info!(
         in_flight = shutdown.transfers_in_flight(),

@@ -117,7 +117,7 @@ async fn serve_exchange<S: ObjectStore>(
                 // Counted as a transfer until the report is delivered, so a drain waits for it.
                 let _transfer = node.shutdown.transfer();
                 let sync = async {
-                    let report = run_sync(&node, request, who).await;
+                    let report = run_sync(&node, request, who, connection.remote_addr()).await;
                     write_report(&mut send, &report, node.idle_timeout).await
                 }
                 .instrument(span);

@@ -41,6 +41,7 @@ pub async fn run_sync<S: ObjectStore>(
     node: &Arc<Node<S>>,
     request: SyncRequest,
     client: Who,
+    client_addr: std::net::SocketAddr,
 ) -> SyncReport {
     let peer_count = request.peer_requests().len();
     let objects = request.object_count();
@@ -62,7 +63,9 @@ pub async fn run_sync<S: ObjectStore>(
     let sync_dials = Semaphore::new(DIALS_PER_SYNC);
     let reports = prepared.into_iter().enumerate().map(|(index, (peer_request, pending))| {
         let span = info_span!("peer_request", index, peer = %peer_request.from(), kind = %peer_request.kind());
-        run_peer_request(node.clone(), peer_request, pending, may_take, &sync_dials).instrument(span)
+        let asker = Asker { who: client, addr: client_addr };
+        run_peer_request(node.clone(), peer_request, pending, may_take, asker, &sync_dials)
+            .instrument(span)
     });
     let started = std::time::Instant::now();
     let peer_reports = futures_util::future::join_all(reports).await;
@@ -170,11 +173,19 @@ async fn fail_remaining<S: ObjectStore>(
     PeerReport::from_outcomes(outcomes)
 }
 
+/// The client of a SYNC, for the audit line of each TAKE it asks for.
+#[derive(Clone, Copy)]
+struct Asker {
+    who: Who,
+    addr: std::net::SocketAddr,
+}
+
 async fn run_peer_request<S: ObjectStore>(
     node: Arc<Node<S>>,
     peer_request: PeerRequest,
     pending: Vec<Pending>,
     may_take: bool,
+    asker: Asker,
     sync_dials: &Semaphore,
 ) -> PeerReport {
     let (kind, peer, _) = peer_request.into_parts();
@@ -195,6 +206,18 @@ async fn run_peer_request<S: ObjectStore>(
     if node.is_own_address(peer) {
         warn!("refusing a peer request whose peer is this server");
         return fail_remaining(&node, pending, Status::PeerConnectionFailed).await;
+    }
+    if kind == TransferKind::Take {
+        // The audit trail of a deletion: the holder logs "deleted by TAKE" with this
+        // server's identity and the same `object` field, so an operator joins the two lines
+        // on the object id to learn which client had the object moved and deleted.
+        for claim in pending.iter().filter_map(|p| match p {
+            Pending::ToPull(claim) => Some(claim),
+            Pending::Done(_) => None,
+        }) {
+            info!(object = %claim.id(), client = %asker.who, client_addr = %asker.addr,
+                holder = %peer, "TAKE asked by a client");
+        }
     }
     let connection = match connect_holder(&node, peer, sync_dials).await {
         Ok(connection) => connection,

@@ -338,3 +338,64 @@ async fn an_object_that_does_not_fit_evicts_nothing() {
     assert!(!contains(&mut destination.store(), big));
     assert!(contains(&mut source.store(), big));
 }
+
+/// A granted TAKE leaves an audit trail an operator can join on the object id: the puller
+/// logs which client (identity and address) asked for it and from which holder, the holder
+/// logs the deletion with the puller's identity.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_take_is_logged_by_the_puller_and_the_holder_with_the_same_object_id() {
+    let ids = Identities::new(3);
+    let files = tempfile::tempdir().unwrap();
+    let source_access = access_file(&files, "b", &format!("{} copy take\n", ids.fp(DEST)));
+    let dest_access = access_file(
+        &files,
+        "a",
+        &format!("{} sync-take\n{} hold\n", ids.fp(CLIENT), ids.fp(SOURCE)),
+    );
+    let source = Server::start(with_access(
+        pinned_config(16 * MIB, ids.dir(SOURCE), &[ids.fp(DEST)]),
+        &source_access,
+    ));
+    let destination = Server::start(with_access(
+        pinned_config(16 * MIB, ids.dir(DEST), &[ids.fp(SOURCE), ids.fp(CLIENT)]),
+        &dest_access,
+    ));
+    let id = oid(65, 1);
+    put(&mut source.store(), id, 4000, 2);
+    let client = pinned_client(ids.dir(CLIENT), &destination).await;
+    let report = client
+        .sync(vec![PeerRequest::Take {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    verify(&mut destination.store(), id, 4000, 2);
+    assert!(!contains(&mut source.store(), id));
+
+    let hex = id.to_string();
+    let asked = destination
+        .process
+        .log()
+        .lines()
+        .find(|l| l.contains("TAKE asked by a client"))
+        .map(str::to_owned)
+        .expect("the puller's audit line");
+    assert!(asked.contains(&format!("object={hex}")), "{asked}");
+    assert!(asked.contains(ids.fp(CLIENT)), "{asked}");
+    assert!(asked.contains("client_addr=127.0.0.1:"), "{asked}");
+    assert!(
+        asked.contains(&format!("holder={}", source.addr)),
+        "{asked}"
+    );
+    let deleted = source
+        .process
+        .log()
+        .lines()
+        .find(|l| l.contains("deleted by TAKE"))
+        .map(str::to_owned)
+        .expect("the holder's audit line");
+    assert!(deleted.contains(&format!("object={hex}")), "{deleted}");
+    assert!(deleted.contains(ids.fp(DEST)), "{deleted}");
+}

@@ -80,6 +80,16 @@ impl ConnectionPool {
         }
     }
 
+    /// Stops handing out every cached connection, without closing any: after a trust reload,
+    /// so that the next request to each peer dials anew and is judged by the new trust, while
+    /// the transfers still running on the old connections finish.
+    pub fn forget_all(&self) {
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
+
     /// Closes and forgets every cached connection.
     pub fn clear(&self) {
         let slots: Vec<_> = self
