@@ -14,6 +14,11 @@ use plasma_stream_protocol::wire::{DigestTrailer, ObjectHeader};
 use plasma_stream_protocol::{ObjectId, Status, TransferKind};
 use plasma_stream_transport::{Connection, RecvStream, SendStream, TransportError};
 
+/// The window [`Pulling::read_data_prepared`] prepares at a time: large enough that one
+/// mapping call replaces a thousand page faults, small enough to stay ahead of the bytes by
+/// at most one window.
+pub const DATA_WINDOW: usize = 4 * 1024 * 1024;
+
 /// Why one pull failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
@@ -165,6 +170,18 @@ impl Pulling {
     pub async fn read_data(
         &mut self,
         target: &mut [u8],
+        observe: impl FnMut(&[u8]),
+    ) -> Result<(), PullError> {
+        self.read_data_prepared(target, |_| {}, observe).await
+    }
+
+    /// [`Pulling::read_data`], handing each window of `target` ([`DATA_WINDOW`] bytes, the
+    /// last one shorter) to `prepare` just before filling it: the server maps a store
+    /// object's pages there, one call per window instead of a page fault per 4 KiB.
+    pub async fn read_data_prepared(
+        &mut self,
+        target: &mut [u8],
+        mut prepare: impl FnMut(&mut [u8]),
         mut observe: impl FnMut(&[u8]),
     ) -> Result<(), PullError> {
         if self.data_left() != target.len() as u64 {
@@ -176,20 +193,23 @@ impl Pulling {
         }
         let mut broken = None;
         let pull = &mut self.pull;
-        let read = self
-            .recv
-            .read_into(target, self.idle_timeout, |piece| {
-                observe(piece);
-                if broken.is_none() {
-                    broken = pull.on_data(piece).err();
-                }
-            })
-            .await?;
-        if let Some(error) = broken {
-            return Err(error.into());
-        }
-        if read < target.len() {
-            return Err(self.pull.on_end().into());
+        for window in target.chunks_mut(DATA_WINDOW) {
+            prepare(window);
+            let read = self
+                .recv
+                .read_into(window, self.idle_timeout, |piece| {
+                    observe(piece);
+                    if broken.is_none() {
+                        broken = pull.on_data(piece).err();
+                    }
+                })
+                .await?;
+            if let Some(error) = broken {
+                return Err(error.into());
+            }
+            if read < window.len() {
+                return Err(pull.on_end().into());
+            }
         }
         self.read_trailer().await
     }

@@ -31,8 +31,8 @@ pub struct Node<S> {
     pub taking: InFlightIds,
     /// Longest wait for any progress on a stream.
     pub idle_timeout: Duration,
-    /// Fault in large objects' pages on a helper thread while their bytes arrive.
-    pub prefault: bool,
+    /// How a received object's pages are mapped ahead of its bytes (`--prefault`).
+    pub prefault: crate::options::Prefault,
     /// Share the send window between object streams round-robin (`--send-fairness`) instead
     /// of serving earlier-requested objects first.
     pub send_fairness: bool,

@@ -142,11 +142,19 @@ pub struct Options {
     #[arg(long)]
     pub send_fairness: bool,
 
-    /// Fault in a large object's pages on a helper thread while its bytes arrive (see the
-    /// `prefault` module). Off by default: on a 2-core machine it took the core QUIC needed
-    /// (docs/benchmarks.md). Try it where cores are idle during transfers.
-    #[arg(long)]
-    pub prefault: bool,
+    /// How a received object's pages are mapped before its bytes are written (see the
+    /// `prefault` module): `window` maps each 4 MiB window in one call just before filling
+    /// it (the default: one call instead of 1,024 page faults, on the receiving thread);
+    /// `background` maps the whole object on a helper thread while it arrives (for idle
+    /// cores; `--prefault` alone means this); `off` lets every page fault on first write.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = Prefault::Window,
+        num_args = 0..=1,
+        default_missing_value = "background"
+    )]
+    pub prefault: Prefault,
 
     /// Object streams in flight per peer request.
     #[arg(long, default_value_t = 32)]
@@ -332,4 +340,15 @@ mod tests {
         assert!(parse_size("4XB").unwrap_err().contains("XB"));
         assert!(parse_size("0").is_err());
     }
+}
+
+/// How a received object's pages are mapped ahead of its bytes (`--prefault`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Prefault {
+    /// Each window mapped with one `MADV_POPULATE_WRITE` just before it is filled.
+    Window,
+    /// The whole object mapped on a blocking thread beside the copy.
+    Background,
+    /// No mapping ahead: one page fault per 4 KiB written.
+    Off,
 }

@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 use crate::access::{Right, Who};
 use crate::error::local_store_status;
 use crate::node::{store_id, Node};
+use crate::options::Prefault;
 use crate::shutdown::Phase;
 
 /// Longest wait between two attempts, whatever the backoff doubled to.
@@ -345,11 +346,11 @@ async fn attempt<S: ObjectStore>(
             }
         },
     };
-    if node.prefault && partial.data_received == 0 {
+    if node.prefault == Prefault::Background && partial.data_received == 0 {
         crate::prefault::populate_in_background(partial.object.data_mut());
     }
 
-    let received = receive_body(&mut pulling, &mut partial).await;
+    let received = receive_body(&mut pulling, &mut partial, node.prefault).await;
     if let Err(error) = received {
         let peer = connection.remote_addr();
         if is_transient(&error) {
@@ -433,7 +434,11 @@ async fn create<S: ObjectStore>(
 /// Metadata, then data from the body's offset, straight into the object, feeding the digest
 /// as the data arrives (no second pass over the object). On failure `partial` says how much
 /// data arrived, for a resume.
-async fn receive_body(pulling: &mut Pulling, partial: &mut Partial) -> Result<(), PullError> {
+async fn receive_body(
+    pulling: &mut Pulling,
+    partial: &mut Partial,
+    prefault: Prefault,
+) -> Result<(), PullError> {
     pulling.read_metadata(partial.object.metadata_mut()).await?;
     let offset = usize::try_from(partial.data_received).unwrap_or(usize::MAX);
     let Partial {
@@ -443,8 +448,13 @@ async fn receive_body(pulling: &mut Pulling, partial: &mut Partial) -> Result<()
         ..
     } = partial;
     let target = object.data_mut().get_mut(offset..).unwrap_or_default();
+    let prepare = |window: &mut [u8]| {
+        if prefault == Prefault::Window {
+            crate::prefault::populate_window(window);
+        }
+    };
     let result = pulling
-        .read_data(target, |chunk| {
+        .read_data_prepared(target, prepare, |chunk| {
             digester.update(chunk);
             *data_received += chunk.len() as u64;
         })
