@@ -391,6 +391,30 @@ impl ClusterCa {
     }
 }
 
+/// The names a certificate was issued for (its DNS subject alternative names), without
+/// [`CLUSTER_SERVER_NAME`], which every member certificate carries. In cluster CA mode these
+/// are what the CA vouched for (`--cert-name`), so an access file may grant rights by them;
+/// an unparsable certificate has none.
+pub fn certificate_names(cert_der: &[u8]) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, certificate)) = x509_parser::parse_x509_certificate(cert_der) else {
+        return Vec::new();
+    };
+    let Ok(Some(names)) = certificate.subject_alternative_name() else {
+        return Vec::new();
+    };
+    names
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(name) => Some((*name).to_owned()),
+            _ => None,
+        })
+        .filter(|name| name != CLUSTER_SERVER_NAME)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -490,6 +514,17 @@ mod tests {
         assert!(expired.contains("--days"), "{expired}");
         let early = verify_at(&trust, &member, -2 * DAY).unwrap_err();
         assert!(early.contains("is outside its validity"), "{early}");
+    }
+
+    #[test]
+    fn certificate_names_are_the_issued_dns_names_but_the_clusters() {
+        let ca = CertificateAuthority::generate().unwrap();
+        let issued = ca.issue(["node-b", "node-b.example", "10.0.0.2"]).unwrap();
+        let leaf = issued.identity.cert_chain().first().unwrap();
+        assert_eq!(certificate_names(leaf), vec!["node-b", "node-b.example"]);
+        // A self-signed certificate says nothing a CA vouched for: only its own names.
+        assert_eq!(certificate_names(ca.cert_der()), Vec::<String>::new());
+        assert!(certificate_names(b"not a certificate").is_empty());
     }
 
     #[test]

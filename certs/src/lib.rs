@@ -22,8 +22,8 @@ mod trust;
 mod verifier;
 
 pub use ca::{
-    CertificateAuthority, ClusterCa, IssuedCertificate, CA_CERT_FILE, CA_KEY_FILE,
-    CLUSTER_SERVER_NAME, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS,
+    certificate_names, CertificateAuthority, ClusterCa, IssuedCertificate, CA_CERT_FILE,
+    CA_KEY_FILE, CLUSTER_SERVER_NAME, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS,
 };
 pub use error::{CertsError, Result};
 pub use fingerprint::Fingerprint;

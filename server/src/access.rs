@@ -10,9 +10,11 @@
 //! | `take` | peer | pull and delete objects here (TAKE) |
 //! | `hold` | peer | be pulled from: this server accepts objects it serves |
 //!
-//! An identity is a certificate fingerprint (`sha256:…`), `anonymous` (the plaintext legacy
-//! format, which has no identity), or `*` (any authenticated identity not listed by
-//! fingerprint). A line grants rights of one role only: a client's certificate is never a
+//! An identity is a certificate fingerprint (`sha256:…`), `subject:NAME` (in cluster CA mode,
+//! `--ca`: a certificate the CA issued for the DNS name NAME, `--cert-name`), `anonymous` (the
+//! plaintext legacy format, which has no identity), or `*` (any authenticated identity not
+//! listed). A certificate's rights are those of its fingerprint's line, else of the first
+//! `subject:` line naming one of its names, else those of `*`. A line grants rights of one role only: a client's certificate is never a
 //! peer's, so a client cannot plant objects as a holder, and a peer cannot issue SYNCs. Only
 //! `anonymous` may mix them (the legacy format has no identity to tell the roles apart).
 //!
@@ -20,6 +22,7 @@
 //! # identity                                     rights
 //! sha256:9f:86:d0:...:0a:08                      sync sync-take   # the scheduler
 //! sha256:2c:26:b4:...:ae:2f                      copy hold        # node B, read-only
+//! subject:node-c                                 copy take hold   # CA-issued for node-c
 //! *                                              copy hold
 //! anonymous                                      copy
 //! ```
@@ -30,6 +33,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use plasma_stream_certs::Fingerprint;
 
@@ -116,19 +120,47 @@ impl fmt::Display for Rights {
 }
 
 /// Who is asking, as the transport authenticated them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Who {
-    /// A TLS peer with this certificate (or, in `--insecure` mode, without one: `None`).
-    Authenticated(Option<Fingerprint>),
+    /// A TLS peer with this certificate (or, in `--insecure` mode, without one: no
+    /// fingerprint), and the names a cluster CA issued it for (empty unless in CA mode).
+    Authenticated {
+        fingerprint: Option<Fingerprint>,
+        names: Arc<[String]>,
+    },
     /// A plaintext legacy connection: no identity.
     Anonymous,
+}
+
+impl Who {
+    /// A certificate known by its fingerprint alone (pinned or insecure mode).
+    pub fn certificate(fingerprint: Option<Fingerprint>) -> Self {
+        Who::Authenticated {
+            fingerprint,
+            names: Arc::from([]),
+        }
+    }
+
+    /// A certificate and the names its issuer vouched for. Only a cluster CA's names may be
+    /// given here: a pinned certificate's names are its owner's own claim.
+    pub fn vouched(fingerprint: Option<Fingerprint>, names: Arc<[String]>) -> Self {
+        Who::Authenticated { fingerprint, names }
+    }
 }
 
 impl fmt::Display for Who {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Who::Authenticated(Some(fingerprint)) => write!(f, "{fingerprint}"),
-            Who::Authenticated(None) => f.write_str("unauthenticated (insecure mode)"),
+            Who::Authenticated {
+                fingerprint: Some(fingerprint),
+                names,
+            } => match names.first() {
+                Some(name) => write!(f, "{fingerprint} ({name})"),
+                None => write!(f, "{fingerprint}"),
+            },
+            Who::Authenticated {
+                fingerprint: None, ..
+            } => f.write_str("unauthenticated (insecure mode)"),
             Who::Anonymous => f.write_str("anonymous"),
         }
     }
@@ -155,6 +187,8 @@ pub enum AccessError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessPolicy {
     listed: Vec<(Fingerprint, Rights)>,
+    /// `subject:NAME` lines, in file order.
+    subjects: Vec<(String, Rights)>,
     any: Rights,
     anonymous: Rights,
     /// `None` without `--access`.
@@ -166,6 +200,7 @@ impl AccessPolicy {
     pub fn trusted_may_do_anything() -> Self {
         AccessPolicy {
             listed: Vec::new(),
+            subjects: Vec::new(),
             any: Rights::ALL,
             anonymous: Rights::ANONYMOUS_DEFAULT,
             source: None,
@@ -185,6 +220,7 @@ impl AccessPolicy {
     pub fn parse(text: &str, path: &Path) -> Result<Self, AccessError> {
         let mut policy = AccessPolicy {
             listed: Vec::new(),
+            subjects: Vec::new(),
             any: Rights::NONE,
             anonymous: Rights::NONE,
             source: Some(path.to_path_buf()),
@@ -229,11 +265,25 @@ impl AccessPolicy {
             match identity {
                 "*" => policy.any = rights,
                 "anonymous" => policy.anonymous = rights,
+                subject if subject.starts_with("subject:") => {
+                    let name = subject.trim_start_matches("subject:");
+                    if name.is_empty() || name == plasma_stream_certs::CLUSTER_SERVER_NAME {
+                        return Err(error(format!(
+                            "`{subject}` names no member: give a name the CA issued a \
+                             certificate for (--cert-name; `{}` is in every one)",
+                            plasma_stream_certs::CLUSTER_SERVER_NAME
+                        )));
+                    }
+                    if policy.subjects.iter().any(|(n, _)| n == name) {
+                        return Err(error(format!("{subject} is listed twice")));
+                    }
+                    policy.subjects.push((name.to_owned(), rights));
+                }
                 fingerprint => {
                     let fingerprint: Fingerprint = fingerprint.parse().map_err(|_| {
                         error(format!(
                             "`{fingerprint}` is not an identity: a SHA-256 fingerprint \
-                             (sha256:…), `*` or `anonymous`"
+                             (sha256:…), subject:NAME, `*` or `anonymous`"
                         ))
                     })?;
                     if policy.listed.iter().any(|(f, _)| *f == fingerprint) {
@@ -246,19 +296,34 @@ impl AccessPolicy {
         Ok(policy)
     }
 
-    /// The rights of `who`: its own line if it has one, else `*` (authenticated) or
-    /// `anonymous` (legacy).
-    pub fn rights_of(&self, who: Who) -> Rights {
+    /// The rights of `who`: its fingerprint's line if it has one, else the first
+    /// `subject:` line naming one of its names, else `*` (authenticated) or `anonymous`
+    /// (legacy).
+    pub fn rights_of(&self, who: &Who) -> Rights {
         match who {
             Who::Anonymous => self.anonymous,
-            Who::Authenticated(fingerprint) => fingerprint
-                .and_then(|fp| self.listed.iter().find(|(f, _)| *f == fp))
-                .map_or(self.any, |(_, rights)| *rights),
+            Who::Authenticated { fingerprint, names } => {
+                let by_fingerprint = fingerprint
+                    .and_then(|fp| self.listed.iter().find(|(f, _)| *f == fp))
+                    .map(|(_, rights)| *rights);
+                let by_subject = || {
+                    self.subjects
+                        .iter()
+                        .find(|(name, _)| names.iter().any(|n| n == name))
+                        .map(|(_, rights)| *rights)
+                };
+                by_fingerprint.or_else(by_subject).unwrap_or(self.any)
+            }
         }
     }
 
+    /// Whether the file names identities by subject (they only match in CA mode).
+    pub fn has_subjects(&self) -> bool {
+        !self.subjects.is_empty()
+    }
+
     /// Whether `who` may do `right`.
-    pub fn allows(&self, who: Who, right: Right) -> bool {
+    pub fn allows(&self, who: &Who, right: Right) -> bool {
         self.rights_of(who).allows(right)
     }
 
@@ -288,45 +353,86 @@ mod tests {
             fingerprint(2)
         );
         let policy = parse(&text).expect("valid");
-        let client = Who::Authenticated(Some(fingerprint(1)));
-        let peer = Who::Authenticated(Some(fingerprint(2)));
-        let stranger = Who::Authenticated(Some(fingerprint(3)));
-        assert!(policy.allows(client, Right::Sync), "sync-take implies sync");
-        assert!(policy.allows(client, Right::SyncTake));
-        assert!(!policy.allows(client, Right::Hold), "a client is no holder");
-        assert!(!policy.allows(client, Right::Copy));
-        assert!(policy.allows(peer, Right::Copy) && policy.allows(peer, Right::Hold));
-        assert!(!policy.allows(peer, Right::Take), "read-only");
-        assert!(!policy.allows(peer, Right::Sync), "a peer issues no SYNC");
-        assert!(policy.allows(stranger, Right::Copy));
-        assert!(!policy.allows(stranger, Right::Hold));
-        assert!(policy.allows(Who::Anonymous, Right::Copy));
-        assert!(!policy.allows(Who::Anonymous, Right::Take));
+        let client = Who::certificate(Some(fingerprint(1)));
+        let peer = Who::certificate(Some(fingerprint(2)));
+        let stranger = Who::certificate(Some(fingerprint(3)));
+        assert!(
+            policy.allows(&client, Right::Sync),
+            "sync-take implies sync"
+        );
+        assert!(policy.allows(&client, Right::SyncTake));
+        assert!(
+            !policy.allows(&client, Right::Hold),
+            "a client is no holder"
+        );
+        assert!(!policy.allows(&client, Right::Copy));
+        assert!(policy.allows(&peer, Right::Copy) && policy.allows(&peer, Right::Hold));
+        assert!(!policy.allows(&peer, Right::Take), "read-only");
+        assert!(!policy.allows(&peer, Right::Sync), "a peer issues no SYNC");
+        assert!(policy.allows(&stranger, Right::Copy));
+        assert!(!policy.allows(&stranger, Right::Hold));
+        assert!(policy.allows(&Who::Anonymous, Right::Copy));
+        assert!(!policy.allows(&Who::Anonymous, Right::Take));
+    }
+
+    #[test]
+    fn a_subject_line_grants_by_the_ca_issued_name_after_the_fingerprint_line() {
+        let text = format!(
+            "subject:node-c copy take hold\nsubject:scheduler sync-take\n{} copy hold\n* copy\n",
+            fingerprint(1)
+        );
+        let policy = parse(&text).expect("valid");
+        let names =
+            |list: &[&str]| -> Arc<[String]> { list.iter().map(|n| n.to_string()).collect() };
+        let node_c = Who::vouched(Some(fingerprint(7)), names(&["node-c"]));
+        assert!(policy.allows(&node_c, Right::Take));
+        assert!(!policy.allows(&node_c, Right::Sync));
+        let scheduler = Who::vouched(Some(fingerprint(8)), names(&["other", "scheduler"]));
+        assert!(policy.allows(&scheduler, Right::SyncTake));
+        // The fingerprint's own line comes first, whatever names the certificate has.
+        let listed = Who::vouched(Some(fingerprint(1)), names(&["node-c"]));
+        assert!(!policy.allows(&listed, Right::Take));
+        // The same name without a CA's word (a pinned certificate): only `*`.
+        let claimed = Who::certificate(Some(fingerprint(7)));
+        assert!(policy.allows(&claimed, Right::Copy) && !policy.allows(&claimed, Right::Take));
+        assert!(policy.has_subjects());
+    }
+
+    #[test]
+    fn a_subject_must_name_one_member() {
+        for line in ["subject: copy", "subject:plasma-stream copy"] {
+            let error = parse(line).expect_err(line).to_string();
+            assert!(error.contains("names no member"), "{error}");
+        }
+        let error = parse("subject:a copy\nsubject:a hold\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("listed twice"), "{error}");
     }
 
     #[test]
     fn without_a_file_trusted_identities_may_do_anything_and_anonymous_copy_and_sync() {
         let policy = AccessPolicy::trusted_may_do_anything();
-        let anyone = Who::Authenticated(Some(fingerprint(9)));
+        let anyone = Who::certificate(Some(fingerprint(9)));
         for right in Right::ALL {
-            assert!(policy.allows(anyone, right), "{right}");
+            assert!(policy.allows(&anyone, right), "{right}");
         }
-        assert!(policy.allows(Who::Anonymous, Right::Copy));
-        assert!(policy.allows(Who::Anonymous, Right::Sync));
-        assert!(!policy.allows(Who::Anonymous, Right::SyncTake));
-        assert!(!policy.allows(Who::Anonymous, Right::Take));
-        assert!(!policy.allows(Who::Anonymous, Right::Hold));
+        assert!(policy.allows(&Who::Anonymous, Right::Copy));
+        assert!(policy.allows(&Who::Anonymous, Right::Sync));
+        assert!(!policy.allows(&Who::Anonymous, Right::SyncTake));
+        assert!(!policy.allows(&Who::Anonymous, Right::Take));
+        assert!(!policy.allows(&Who::Anonymous, Right::Hold));
     }
 
     #[test]
     fn a_file_grants_nothing_it_does_not_say() {
         let policy = parse(&format!("{} copy\n", fingerprint(1))).expect("valid");
-        assert_eq!(policy.rights_of(Who::Anonymous), Rights::NONE);
+        assert_eq!(policy.rights_of(&Who::Anonymous), Rights::NONE);
         assert_eq!(
-            policy.rights_of(Who::Authenticated(Some(fingerprint(2)))),
+            policy.rights_of(&Who::certificate(Some(fingerprint(2)))),
             Rights::NONE
         );
-        assert_eq!(policy.rights_of(Who::Authenticated(None)), Rights::NONE);
+        assert_eq!(policy.rights_of(&Who::certificate(None)), Rights::NONE);
     }
 
     #[test]

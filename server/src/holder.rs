@@ -36,7 +36,7 @@ pub enum Served {
 }
 
 /// Who is pulling: what the access policy decides on, and what the audit log names.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Puller {
     pub addr: std::net::SocketAddr,
     pub who: Who,
@@ -61,7 +61,7 @@ pub async fn serve_object<S: ObjectStore>(
         TransferKind::Copy => Right::Copy,
         TransferKind::Take => Right::Take,
     };
-    if !node.access().allows(puller.who, right) {
+    if !node.access().allows(&puller.who, right) {
         warn!(object = %id, kind = %request.kind, puller = %puller.addr, identity = %puller.who,
             "refused: the access policy does not grant `{right}`");
         return refuse(send, Status::NotPermitted, timeout).await;

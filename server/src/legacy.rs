@@ -124,7 +124,7 @@ async fn serve_transfer<S: ObjectStore>(
         TransferKind::Copy => Right::Copy,
         TransferKind::Take => Right::Take,
     };
-    let permitted = node.access().allows(Who::Anonymous, right);
+    let permitted = node.access().allows(&Who::Anonymous, right);
     if !permitted {
         warn!(%kind, objects = ids.len(), "legacy request refused: `anonymous` lacks `{right}`");
     }

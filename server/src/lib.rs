@@ -325,6 +325,7 @@ async fn serve<S: ObjectStore>(
         send_fairness: options.send_fairness,
         endpoint: endpoint.clone(),
         fingerprint,
+        ca_mode: options.ca.is_some(),
         listen,
         shutdown: shutdown.clone(),
         read_budget: plasma_stream_transport::ReadBudget::new(node::READ_BUDGET),

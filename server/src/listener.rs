@@ -12,7 +12,6 @@ use plasma_stream_transport::{
 };
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::access::Who;
 use crate::error::ServeError;
 use crate::holder::{serve_object, Puller};
 use crate::legacy::serve_legacy;
@@ -90,10 +89,10 @@ async fn serve_exchange<S: ObjectStore>(
     mut ticket: Option<Ticket>,
 ) {
     let mut reader = MessageReader::new(recv, node.idle_timeout, &node.read_budget);
-    let who = Who::Authenticated(connection.peer_fingerprint());
+    let who = node.who(&connection);
     let puller = Puller {
         addr: connection.remote_addr(),
-        who,
+        who: who.clone(),
     };
     loop {
         let request = tokio::select! {
@@ -106,7 +105,7 @@ async fn serve_exchange<S: ObjectStore>(
                 let span = info_span!("object", object = %request.id, kind = %request.kind);
                 let _transfer = node.shutdown.transfer();
                 let served = tokio::select! {
-                    served = serve_object(&node, request, &mut send, &mut reader, ticket.take(), puller).instrument(span) => served,
+                    served = serve_object(&node, request, &mut send, &mut reader, ticket.take(), puller.clone()).instrument(span) => served,
                     _ = node.shutdown.reached(Phase::Aborting) => Err(ServeError::ShuttingDown),
                 };
                 served.map(|_| ())
@@ -117,7 +116,8 @@ async fn serve_exchange<S: ObjectStore>(
                 // Counted as a transfer until the report is delivered, so a drain waits for it.
                 let _transfer = node.shutdown.transfer();
                 let sync = async {
-                    let report = run_sync(&node, request, who, connection.remote_addr()).await;
+                    let report =
+                        run_sync(&node, request, who.clone(), connection.remote_addr()).await;
                     write_report(&mut send, &report, node.idle_timeout).await
                 }
                 .instrument(span);

@@ -42,6 +42,9 @@ pub struct Node<S> {
     pub endpoint: Endpoint,
     /// This server's certificate fingerprint: a peer presenting it is this server.
     pub fingerprint: Fingerprint,
+    /// Cluster CA mode (`--ca`): every accepted certificate is CA-issued, so its names are an
+    /// identity (`subject:` lines of the access file).
+    pub ca_mode: bool,
     /// The address this server listens on (port, and IP unless it is a wildcard).
     pub listen: SocketAddr,
     /// Tells exchanges to stop.
@@ -65,6 +68,17 @@ pub struct Node<S> {
 impl<S> Node<S> {
     /// The access policy in force now (a snapshot: a reload does not change a decision
     /// already taken).
+    /// Who the peer of `connection` is: its certificate, and in cluster CA mode the names
+    /// the CA issued it for (a pinned certificate's names are only its owner's claim).
+    pub fn who(&self, connection: &plasma_stream_transport::Connection) -> crate::access::Who {
+        let fingerprint = connection.peer_fingerprint();
+        if self.ca_mode {
+            crate::access::Who::vouched(fingerprint, connection.peer_names())
+        } else {
+            crate::access::Who::certificate(fingerprint)
+        }
+    }
+
     pub fn access(&self) -> Arc<AccessPolicy> {
         match self.access.read() {
             Ok(policy) => policy.clone(),

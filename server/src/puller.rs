@@ -27,7 +27,7 @@ use stream::pull::{self, PullError, Pulling, Started};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
-use crate::access::{Right, Who};
+use crate::access::Right;
 use crate::error::local_store_status;
 use crate::node::{store_id, Node};
 use crate::options::Prefault;
@@ -110,8 +110,8 @@ fn check_holder<S>(node: &Node<S>, connection: Connection) -> Result<Connection,
         warn!("refusing a peer request whose peer is this server (same certificate)");
         return Err(Status::PeerConnectionFailed);
     }
-    let holder = Who::Authenticated(connection.peer_fingerprint());
-    if !node.access().allows(holder, Right::Hold) {
+    let holder = node.who(&connection);
+    if !node.access().allows(&holder, Right::Hold) {
         warn!(%holder, "refused the peer as a holder: the access policy does not grant `hold`");
         return Err(Status::NotPermitted);
     }

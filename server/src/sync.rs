@@ -47,11 +47,11 @@ pub async fn run_sync<S: ObjectStore>(
     let objects = request.object_count();
     info!(peer_requests = peer_count, objects, %client, "SYNC");
     let access = node.access();
-    if !access.allows(client, Right::Sync) {
+    if !access.allows(&client, Right::Sync) {
         warn!(%client, "refused SYNC: the access policy does not grant `sync`");
         return SyncReport::refused(peer_count, Status::NotPermitted);
     }
-    let may_take = access.allows(client, Right::SyncTake);
+    let may_take = access.allows(&client, Right::SyncTake);
 
     // Claim every ID first, for the whole SYNC, so concurrent SYNCs see them at once.
     let mut prepared = Vec::with_capacity(peer_count);
@@ -63,7 +63,10 @@ pub async fn run_sync<S: ObjectStore>(
     let sync_dials = Semaphore::new(DIALS_PER_SYNC);
     let reports = prepared.into_iter().enumerate().map(|(index, (peer_request, pending))| {
         let span = info_span!("peer_request", index, peer = %peer_request.from(), kind = %peer_request.kind());
-        let asker = Asker { who: client, addr: client_addr };
+        let asker = Asker {
+            who: client.clone(),
+            addr: client_addr,
+        };
         run_peer_request(node.clone(), peer_request, pending, may_take, asker, &sync_dials)
             .instrument(span)
     });
@@ -174,7 +177,7 @@ async fn fail_remaining<S: ObjectStore>(
 }
 
 /// The client of a SYNC, for the audit line of each TAKE it asks for.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Asker {
     who: Who,
     addr: std::net::SocketAddr,

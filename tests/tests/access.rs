@@ -399,3 +399,112 @@ async fn a_take_is_logged_by_the_puller_and_the_holder_with_the_same_object_id()
     assert!(deleted.contains(&format!("object={hex}")), "{deleted}");
     assert!(deleted.contains(ids.fp(DEST)), "{deleted}");
 }
+
+/// `--issue-cert` of the cluster CA in `ca_dir` for `name` into `out`.
+fn issue_for(name: &str, out: &Path, ca_dir: &Path) {
+    let output = std::process::Command::new(plasma_stream_tests::binary("plasma-stream-cli"))
+        .arg("--issue-cert")
+        .arg(out)
+        .arg("--ca-dir")
+        .arg(ca_dir)
+        .args(["--cert-name", name])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_ca_mode_the_access_file_names_members_by_their_issued_subject() {
+    let root = tempfile::tempdir().unwrap();
+    let ca_dir = root.path().join("ca");
+    let dir = |name: &str| root.path().join(name);
+    for name in ["node-a", "node-b", "scheduler", "intern"] {
+        issue_for(name, &dir(name), &ca_dir);
+    }
+    let ca_pem = ca_dir.join("ca.pem");
+    let start = |name: &str, access: &Path| {
+        let mut config = plasma_stream_tests::ServerConfig::embedded(16 * MIB);
+        config.insecure = false;
+        config.cert_dir = Some(dir(name));
+        config.extra = vec![
+            "--ca".into(),
+            ca_pem.display().to_string(),
+            "--access".into(),
+            access.display().to_string(),
+        ];
+        Server::start(config)
+    };
+    let files = tempfile::tempdir().unwrap();
+    let source_access = access_file(&files, "a", "subject:node-b copy take\n");
+    let dest_access = access_file(
+        &files,
+        "b",
+        "subject:scheduler sync-take\nsubject:intern sync\nsubject:node-a hold\n",
+    );
+    let source = start("node-a", &source_access);
+    let destination = start("node-b", &dest_access);
+    let connect = |who: &str| {
+        let identity = dir(who);
+        let ca_pem = ca_pem.clone();
+        let addr = destination.addr;
+        async move {
+            stream::Client::builder()
+                .ca(&ca_pem)
+                .unwrap()
+                .identity_dir(&identity)
+                .connect(addr)
+                .await
+                .unwrap()
+        }
+    };
+    let (taken, copied) = (oid(62, 1), oid(62, 2));
+    put(&mut source.store(), taken, 100, 1);
+    put(&mut source.store(), copied, 100, 1);
+
+    // The intern may SYNC, but only COPY: its TAKE is refused and deletes nothing.
+    let intern = connect("intern").await;
+    let take = |id| {
+        vec![PeerRequest::Take {
+            from: source.addr,
+            objects: vec![id],
+        }]
+    };
+    let report = intern.sync(take(taken)).await.unwrap();
+    assert_eq!(
+        report.peer_reports[0].status,
+        Status::NotPermitted,
+        "{report:?}"
+    );
+    assert!(
+        contains(&mut source.store(), taken),
+        "the refused TAKE deleted"
+    );
+    let report = intern
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![copied],
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    verify(&mut destination.store(), copied, 100, 1);
+
+    // The scheduler's certificate, issued for `scheduler`, holds sync-take: the TAKE moves
+    // the object, and the source allowed it because the destination is `node-b`.
+    let scheduler = connect("scheduler").await;
+    let report = scheduler.sync(take(taken)).await.unwrap();
+    assert!(report.is_success(), "{report:?}");
+    verify(&mut destination.store(), taken, 100, 1);
+    assert!(
+        !contains(&mut source.store(), taken),
+        "TAKE left the source's copy"
+    );
+    assert!(
+        destination.process.log().contains("(scheduler)"),
+        "the audit names the client by its subject"
+    );
+}

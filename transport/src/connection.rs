@@ -57,6 +57,7 @@ enum Inner {
     Quic {
         connection: quinn::Connection,
         peer_fingerprint: Option<Fingerprint>,
+        peer_names: Arc<[String]>,
     },
     TcpClient(Arc<TcpDialer>),
     TcpServer(Arc<TcpAccepted>),
@@ -64,18 +65,22 @@ enum Inner {
 
 impl Connection {
     pub(crate) fn from_quic(connection: quinn::Connection) -> Self {
-        let peer_fingerprint = connection
-            .peer_identity()
-            .and_then(|identity| {
-                identity
-                    .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
-                    .ok()
-            })
-            .and_then(|chain| chain.first().map(|leaf| Fingerprint::of_der(leaf)));
+        let chain = connection.peer_identity().and_then(|identity| {
+            identity
+                .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                .ok()
+        });
+        let leaf = chain.as_ref().and_then(|chain| chain.first());
+        let peer_fingerprint = leaf.map(|leaf| Fingerprint::of_der(leaf));
+        let peer_names = leaf
+            .map(|leaf| plasma_stream_certs::certificate_names(leaf))
+            .unwrap_or_default()
+            .into();
         Connection {
             inner: Inner::Quic {
                 connection,
                 peer_fingerprint,
+                peer_names,
             },
         }
     }
@@ -108,6 +113,16 @@ impl Connection {
         match &self.inner {
             Inner::Quic { .. } => ConnectionKind::Quic,
             _ => ConnectionKind::Tcp,
+        }
+    }
+
+    /// The names the peer's certificate was issued for (DNS subject alternative names but
+    /// the cluster's own); only a cluster CA's word makes them an identity.
+    pub fn peer_names(&self) -> Arc<[String]> {
+        match &self.inner {
+            Inner::Quic { peer_names, .. } => Arc::clone(peer_names),
+            Inner::TcpClient(dialer) => Arc::clone(&dialer.peer_names),
+            Inner::TcpServer(accepted) => Arc::clone(&accepted.peer_names),
         }
     }
 

@@ -29,6 +29,7 @@ pub(crate) const SERVER_NAME: &str = plasma_stream_certs::CLUSTER_SERVER_NAME;
 pub(crate) struct TcpDialer {
     pub(crate) peer: SocketAddr,
     pub(crate) peer_fingerprint: Option<Fingerprint>,
+    pub(crate) peer_names: Arc<[String]>,
     connector: TlsConnector,
     handshake_timeout: Duration,
     idle_timeout: Duration,
@@ -57,9 +58,11 @@ impl TcpDialer {
     ) -> Result<Arc<Self>> {
         let socket = dial(peer, &connector, handshake_timeout).await?;
         let peer_fingerprint = leaf_fingerprint(&socket);
+        let peer_names = leaf_names(&socket);
         let dialer = Arc::new(TcpDialer {
             peer,
             peer_fingerprint,
+            peer_names,
             connector,
             handshake_timeout,
             idle_timeout,
@@ -184,19 +187,32 @@ async fn dial(peer: SocketAddr, connector: &TlsConnector, timeout: Duration) -> 
 
 /// Fingerprint of the peer's leaf certificate on an established TLS socket.
 pub(crate) fn leaf_fingerprint(socket: &TlsSocket) -> Option<Fingerprint> {
+    leaf(socket).map(Fingerprint::of_der)
+}
+
+/// The names the peer's certificate was issued for ([`plasma_stream_certs::certificate_names`]).
+pub(crate) fn leaf_names(socket: &TlsSocket) -> Arc<[String]> {
+    leaf(socket)
+        .map(plasma_stream_certs::certificate_names)
+        .unwrap_or_default()
+        .into()
+}
+
+fn leaf(socket: &TlsSocket) -> Option<&[u8]> {
     let certificates = match socket {
         tokio_rustls::TlsStream::Client(stream) => stream.get_ref().1.peer_certificates(),
         tokio_rustls::TlsStream::Server(stream) => stream.get_ref().1.peer_certificates(),
     };
     certificates
         .and_then(|chain| chain.first())
-        .map(|leaf| Fingerprint::of_der(leaf))
+        .map(|leaf| leaf.as_ref())
 }
 
 /// Server side of a TCP "connection": one accepted TLS socket, handed out once.
 pub(crate) struct TcpAccepted {
     pub(crate) peer: SocketAddr,
     pub(crate) peer_fingerprint: Option<Fingerprint>,
+    pub(crate) peer_names: Arc<[String]>,
     idle_timeout: Duration,
     socket: Mutex<Option<(TlsSocket, OwnedSemaphorePermit)>>,
 }
@@ -219,6 +235,7 @@ impl TcpAccepted {
         Arc::new(TcpAccepted {
             peer,
             peer_fingerprint: leaf_fingerprint(&socket),
+            peer_names: leaf_names(&socket),
             idle_timeout,
             socket: Mutex::new(Some((socket, permit))),
         })
