@@ -733,3 +733,33 @@ pub async fn copy_and_take_edge_sizes(
     }
     (copies, takes)
 }
+
+/// Client or server identities in temporary directories (created on first use of each), with
+/// their fingerprints, for tests that pin or list them.
+pub struct Identities {
+    dirs: Vec<TempDir>,
+    fingerprints: Vec<String>,
+}
+
+impl Identities {
+    pub fn new(count: usize) -> Self {
+        let dirs: Vec<TempDir> = (0..count).map(|_| tempfile::tempdir().unwrap()).collect();
+        let fingerprints = dirs.iter().map(|d| fingerprint_of(d.path())).collect();
+        Identities { dirs, fingerprints }
+    }
+
+    pub fn dir(&self, index: usize) -> &Path {
+        self.dirs[index].path()
+    }
+
+    pub fn fp(&self, index: usize) -> &str {
+        &self.fingerprints[index]
+    }
+}
+
+/// Writes `text` to the file `name` in `dir` (an access, trust or revocation file).
+pub fn write_file(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}

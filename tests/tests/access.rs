@@ -1,42 +1,15 @@
 //! The access policy (`--access`), with real servers in pinned mode: each case an attacker
 //! tried is refused with 0x63 and moves or deletes nothing; each right granted works.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use plasma_stream_tests::{
-    contains, fingerprint_of, oid, pinned_client, pinned_config, put, verify, Server,
+    contains, oid, pinned_client, pinned_config, put, verify, write_file, Identities, Server,
 };
 use stream::{PeerRequest, Status, TransferKind};
-use tempfile::TempDir;
 
 const MIB: u64 = 1 << 20;
-
-/// Identities kept in temporary directories, with their fingerprints.
-struct Identities {
-    dirs: Vec<TempDir>,
-    fingerprints: Vec<String>,
-}
-
-impl Identities {
-    fn new(count: usize) -> Self {
-        let dirs: Vec<TempDir> = (0..count).map(|_| tempfile::tempdir().unwrap()).collect();
-        let fingerprints = dirs.iter().map(|d| fingerprint_of(d.path())).collect();
-        Identities { dirs, fingerprints }
-    }
-    fn dir(&self, index: usize) -> &Path {
-        self.dirs[index].path()
-    }
-    fn fp(&self, index: usize) -> &str {
-        &self.fingerprints[index]
-    }
-}
-
-fn access_file(dir: &TempDir, name: &str, text: &str) -> PathBuf {
-    let path = dir.path().join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 fn with_access(
     mut config: plasma_stream_tests::ServerConfig,
@@ -58,8 +31,8 @@ const CLIENT: usize = 2;
 async fn a_read_only_peer_can_copy_but_not_take() {
     let ids = Identities::new(3);
     let files = tempfile::tempdir().unwrap();
-    let source_access = access_file(&files, "b", &format!("{} copy hold\n", ids.fp(DEST)));
-    let dest_access = access_file(
+    let source_access = write_file(&files, "b", &format!("{} copy hold\n", ids.fp(DEST)));
+    let dest_access = write_file(
         &files,
         "a",
         &format!("{} sync-take\n{} hold\n", ids.fp(CLIENT), ids.fp(SOURCE)),
@@ -124,7 +97,7 @@ async fn a_read_only_peer_can_copy_but_not_take() {
 async fn sync_take_is_a_right_of_its_own_and_peers_are_not_clients() {
     let ids = Identities::new(3);
     let files = tempfile::tempdir().unwrap();
-    let dest_access = access_file(
+    let dest_access = write_file(
         &files,
         "a",
         &format!("{} sync\n{} copy hold\n", ids.fp(CLIENT), ids.fp(SOURCE)),
@@ -181,7 +154,7 @@ async fn a_client_certificate_is_refused_as_a_holder() {
     let ids = Identities::new(2);
     let (dest, client_id) = (0, 1);
     let files = tempfile::tempdir().unwrap();
-    let dest_access = access_file(&files, "a", &format!("{} sync\n", ids.fp(client_id)));
+    let dest_access = write_file(&files, "a", &format!("{} sync\n", ids.fp(client_id)));
     let destination = Server::start(with_access(
         pinned_config(16 * MIB, ids.dir(dest), &[ids.fp(client_id)]),
         &dest_access,
@@ -219,7 +192,7 @@ async fn sighup_reloads_the_access_policy() {
     let files = tempfile::tempdir().unwrap();
     let without_client = format!("{} hold\n", ids.fp(SOURCE));
     let with_client = format!("{}{} sync\n", without_client, ids.fp(CLIENT));
-    let dest_access = access_file(&files, "a", &without_client);
+    let dest_access = write_file(&files, "a", &without_client);
     let source = Server::start(pinned_config(16 * MIB, ids.dir(SOURCE), &[ids.fp(DEST)]));
     let destination = Server::start(with_access(
         pinned_config(16 * MIB, ids.dir(DEST), &[ids.fp(SOURCE), ids.fp(CLIENT)]),
@@ -282,7 +255,7 @@ async fn sighup_reloads_the_access_policy() {
 async fn a_revoked_certificate_is_refused() {
     let ids = Identities::new(3);
     let files = tempfile::tempdir().unwrap();
-    let revoked = access_file(&files, "revoked", &format!("{}\n", ids.fp(CLIENT)));
+    let revoked = write_file(&files, "revoked", &format!("{}\n", ids.fp(CLIENT)));
     let source = Server::start(pinned_config(16 * MIB, ids.dir(SOURCE), &[ids.fp(DEST)]));
     let destination = Server::start(
         pinned_config(16 * MIB, ids.dir(DEST), &[ids.fp(SOURCE), ids.fp(CLIENT)])
@@ -346,8 +319,8 @@ async fn an_object_that_does_not_fit_evicts_nothing() {
 async fn a_take_is_logged_by_the_puller_and_the_holder_with_the_same_object_id() {
     let ids = Identities::new(3);
     let files = tempfile::tempdir().unwrap();
-    let source_access = access_file(&files, "b", &format!("{} copy take\n", ids.fp(DEST)));
-    let dest_access = access_file(
+    let source_access = write_file(&files, "b", &format!("{} copy take\n", ids.fp(DEST)));
+    let dest_access = write_file(
         &files,
         "a",
         &format!("{} sync-take\n{} hold\n", ids.fp(CLIENT), ids.fp(SOURCE)),
@@ -439,8 +412,8 @@ async fn in_ca_mode_the_access_file_names_members_by_their_issued_subject() {
         Server::start(config)
     };
     let files = tempfile::tempdir().unwrap();
-    let source_access = access_file(&files, "a", "subject:node-b copy take\n");
-    let dest_access = access_file(
+    let source_access = write_file(&files, "a", "subject:node-b copy take\n");
+    let dest_access = write_file(
         &files,
         "b",
         "subject:scheduler sync-take\nsubject:intern sync\nsubject:node-a hold\n",

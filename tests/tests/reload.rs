@@ -3,44 +3,18 @@
 //! flight during the reload completes, a certificate revoked later is refused, and a trust
 //! file that does not parse leaves the old trust in force.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use plasma_stream_tests::{
-    contains, fingerprint_of, oid, pinned_client, pinned_config, put, unsealed, verify, Server,
+    contains, oid, pinned_client, pinned_config, put, unsealed, verify, write_file, Identities,
+    Server,
 };
 use stream::{PeerRequest, Status};
-use tempfile::TempDir;
 
 const MIB: u64 = 1 << 20;
 const SOURCE: usize = 0;
 const DEST: usize = 1;
 const CLIENT: usize = 2;
-
-struct Identities {
-    dirs: Vec<TempDir>,
-    fingerprints: Vec<String>,
-}
-
-impl Identities {
-    fn new(count: usize) -> Self {
-        let dirs: Vec<TempDir> = (0..count).map(|_| tempfile::tempdir().unwrap()).collect();
-        let fingerprints = dirs.iter().map(|d| fingerprint_of(d.path())).collect();
-        Identities { dirs, fingerprints }
-    }
-    fn dir(&self, index: usize) -> &Path {
-        self.dirs[index].path()
-    }
-    fn fp(&self, index: usize) -> &str {
-        &self.fingerprints[index]
-    }
-}
-
-fn write(dir: &TempDir, name: &str, text: &str) -> PathBuf {
-    let path = dir.path().join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 /// Sends SIGHUP and waits until the log shows `expect` once more than before.
 fn hangup(server: &Server, expect: &str) {
@@ -75,7 +49,7 @@ async fn heavy_sighup_reloads_the_trust_file_and_a_transfer_in_flight_completes(
     let files = tempfile::tempdir().unwrap();
     let without_source = format!("{}  client\n", ids.fp(CLIENT));
     let with_source = format!("{without_source}{}  source\n", ids.fp(SOURCE));
-    let trust_file = write(&files, "trusted", &without_source);
+    let trust_file = write_file(&files, "trusted", &without_source);
     let source = Server::start(pinned_config(400 * MIB, ids.dir(SOURCE), &[ids.fp(DEST)]));
     let destination = Server::start(
         pinned_config(400 * MIB, ids.dir(DEST), &[])
@@ -129,8 +103,8 @@ async fn sighup_rereads_the_revocation_list_and_keeps_the_trust_if_the_file_is_b
     let ids = Identities::new(3);
     let files = tempfile::tempdir().unwrap();
     let trusted = format!("{}\n{}\n", ids.fp(CLIENT), ids.fp(SOURCE));
-    let trust_file = write(&files, "trusted", &trusted);
-    let revoked = write(&files, "revoked", "# nobody yet\n");
+    let trust_file = write_file(&files, "trusted", &trusted);
+    let revoked = write_file(&files, "revoked", "# nobody yet\n");
     let source = Server::start(pinned_config(16 * MIB, ids.dir(SOURCE), &[ids.fp(DEST)]));
     let destination = Server::start(pinned_config(16 * MIB, ids.dir(DEST), &[]).with_args(&[
         "--trust-file",
