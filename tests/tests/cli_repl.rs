@@ -23,13 +23,20 @@ impl Terminal {
         // `script` gives the CLI a pty as its controlling terminal: Ctrl-C (0x03) typed
         // there is SIGINT in cooked mode (a command running) and a key for rustyline in raw
         // mode (at the prompt), as at a real terminal.
-        let mut line = shell_quote(&binary("plasma-stream-cli").display().to_string());
+        // `exec`: the CLI replaces the shell script(1) starts. dash (/bin/sh, and the shell
+        // when $SHELL is unset) would stay as its parent otherwise, die of the first Ctrl-C
+        // typed while a command runs, and `script -e` would report the shell's 130.
+        let mut line = format!(
+            "exec {}",
+            shell_quote(&binary("plasma-stream-cli").display().to_string())
+        );
         for arg in args {
             line.push(' ');
             line.push_str(&shell_quote(arg));
         }
         let mut child = Command::new("script")
             .args(["-q", "-e", "-c", &line, "/dev/null"])
+            .env("SHELL", "/bin/sh")
             .env("HOME", home)
             .env("TERM", "xterm")
             .env_remove("XDG_STATE_HOME")
