@@ -23,11 +23,16 @@ pub enum ServeError {
     /// A single buffered message grew past the reader's limit.
     #[error("a message longer than {limit} bytes was refused")]
     MessageTooLong { limit: usize },
-    /// All streams together already hold as many undecoded message bytes as the server allows.
-    #[error(
-        "the server is holding {budget} bytes of unfinished requests already; try again later"
-    )]
-    BudgetExhausted { budget: usize },
+    /// The connection's streams, or all streams together, already hold as many undecoded
+    /// message bytes as allowed.
+    #[error("{holder} is holding {budget} bytes of unfinished requests already; try again later")]
+    BudgetExhausted { budget: usize, holder: &'static str },
+    /// A request did not arrive whole within the time its size allows (a trickle).
+    #[error("a request arrived too slowly: {received} bytes in {elapsed:?}, not yet whole")]
+    TooSlow {
+        received: usize,
+        elapsed: std::time::Duration,
+    },
     /// The connection or stream failed underneath, or stalled past the idle timeout.
     #[error(transparent)]
     Transport(#[from] TransportError),
@@ -45,7 +50,10 @@ impl ServeError {
             ReadError::Decode(error) => decode(error),
             ReadError::Truncated => ServeError::Truncated,
             ReadError::MessageTooLong { limit } => ServeError::MessageTooLong { limit },
-            ReadError::BudgetExhausted { budget } => ServeError::BudgetExhausted { budget },
+            ReadError::BudgetExhausted { budget, holder } => {
+                ServeError::BudgetExhausted { budget, holder }
+            }
+            ReadError::TooSlow { received, elapsed } => ServeError::TooSlow { received, elapsed },
             ReadError::Transport(error) => ServeError::Transport(error),
         }
     }

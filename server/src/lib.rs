@@ -19,6 +19,7 @@
 
 pub mod access;
 pub mod error;
+pub mod heap;
 pub mod holder;
 pub mod inflight;
 pub mod legacy;
@@ -265,6 +266,7 @@ async fn serve<S: ObjectStore>(
         mode: options.transport,
         congestion: options.congestion,
         max_connections: options.max_connections,
+        max_connections_per_identity: options.max_connections_per_identity as usize,
         max_handshakes: options.max_handshakes as usize,
         max_handshakes_per_source: options.max_handshakes_per_source as usize,
         inbound_handshake_timeout: options.handshake_timeout,

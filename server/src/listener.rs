@@ -8,11 +8,13 @@ use std::sync::Arc;
 use plasma_store::ObjectStore;
 use plasma_stream_protocol::wire::{StreamRequest, SyncReport, SyncRequest};
 use plasma_stream_transport::{
-    Connection, ConnectionKind, Endpoint, Incoming, MessageReader, RecvStream, SendStream,
+    Connection, ConnectionKind, Endpoint, Incoming, MessageReader, ReadBudget, RecvStream,
+    SendStream,
 };
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::error::ServeError;
+use crate::heap;
 use crate::holder::{serve_object, Puller};
 use crate::legacy::serve_legacy;
 use crate::node::Node;
@@ -49,6 +51,9 @@ async fn serve_connection<S: ObjectStore>(node: Arc<Node<S>>, connection: Connec
     // `send_order`); TCP exchanges each have a socket of their own.
     let order = (connection.kind() == ConnectionKind::Quic && !node.send_fairness)
         .then(|| SendOrder::new(send_order::LANES));
+    // The connection's streams together hold at most one largest request, inside the server's
+    // budget: many stalled streams of one peer cannot take it all.
+    let budget = node.read_budget.for_connection();
     loop {
         let exchange = tokio::select! {
             exchange = connection.accept_bi() => exchange,
@@ -67,8 +72,15 @@ async fn serve_connection<S: ObjectStore>(node: Arc<Node<S>>, connection: Connec
                     send.prioritize_by_order();
                 }
                 tokio::spawn(
-                    serve_exchange(node.clone(), connection.clone(), send, recv, ticket)
-                        .in_current_span(),
+                    serve_exchange(
+                        node.clone(),
+                        connection.clone(),
+                        budget.clone(),
+                        send,
+                        recv,
+                        ticket,
+                    )
+                    .in_current_span(),
                 );
             }
             Ok(None) => break,
@@ -84,11 +96,12 @@ async fn serve_connection<S: ObjectStore>(node: Arc<Node<S>>, connection: Connec
 async fn serve_exchange<S: ObjectStore>(
     node: Arc<Node<S>>,
     connection: Connection,
+    budget: ReadBudget,
     mut send: SendStream,
     recv: RecvStream,
     mut ticket: Option<Ticket>,
 ) {
-    let mut reader = MessageReader::new(recv, node.idle_timeout, &node.read_budget);
+    let mut reader = MessageReader::new(recv, node.idle_timeout, &budget);
     let who = node.who(&connection);
     let puller = Puller {
         addr: connection.remote_addr(),
@@ -115,10 +128,16 @@ async fn serve_exchange<S: ObjectStore>(
                 let span = info_span!("sync", client = %who);
                 // Counted as a transfer until the report is delivered, so a drain waits for it.
                 let _transfer = node.shutdown.transfer();
+                let objects = request.object_count();
                 let sync = async {
                     let report =
                         run_sync(&node, request, who.clone(), connection.remote_addr()).await;
-                    write_report(&mut send, &report, node.idle_timeout).await
+                    let written = write_report(&mut send, &report, node.idle_timeout).await;
+                    drop(report);
+                    if objects > heap::GIVE_BACK_ABOVE_OBJECTS {
+                        heap::give_back_freed_memory();
+                    }
+                    written
                 }
                 .instrument(span);
                 tokio::select! {

@@ -5,7 +5,7 @@ use plasma_stream_server::{run, Options};
 use tracing_subscriber::EnvFilter;
 
 fn main() {
-    keep_freed_heap_memory();
+    plasma_stream_server::heap::keep_freed_heap_memory();
     let options = Options::parse();
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&options.log))
@@ -30,25 +30,5 @@ fn main() {
     if let Err(error) = runtime.block_on(run(options)) {
         eprintln!("plasma-stream-server: {error}");
         std::process::exit(1);
-    }
-}
-
-/// Tells glibc's allocator to keep freed heap memory instead of handing it back to the kernel
-/// at once. Transfers allocate and free receive buffers (quinn's datagram batches, TLS reads)
-/// at line rate; with glibc's defaults (trim above 128 KiB free) the pages went back to the
-/// kernel and came back zero-filled, page fault by page fault (the figures are in
-/// docs/benchmarks.md, "Figures behind code defaults"). Freed memory stays reusable by the process; peak use is
-/// unchanged, only the return of memory after a peak is delayed until the next trim.
-fn keep_freed_heap_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        const TRIM_THRESHOLD: libc::c_int = 256 << 20;
-        const MMAP_THRESHOLD: libc::c_int = 4 << 20;
-        // SAFETY: mallopt only changes allocator tuning; called before any other thread
-        // exists. A refused setting (return 0) leaves glibc's default, which is harmless.
-        unsafe {
-            libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
-            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-        }
     }
 }

@@ -64,7 +64,10 @@ pub use connection::{Connection, ConnectionKind};
 pub use endpoint::{all_interfaces, Endpoint, Incoming, LegacyStream, ALPN};
 pub use error::{RefusedBecause, Result, TransportError};
 pub use pool::ConnectionPool;
-pub use reader::{BudgetClaim, MessageReader, ReadBudget, ReadError, MAX_BUFFERED_MESSAGE};
+pub use reader::{
+    BudgetClaim, MessageReader, ReadBudget, ReadError, MAX_BUFFERED_MESSAGE, MIN_REQUEST_RATE,
+    PER_CONNECTION_BUDGET,
+};
 pub use stream::{RecvStream, SendStream, TcpRecv, TcpSend};
 
 pub use plasma_stream_certs as certs;
