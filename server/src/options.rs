@@ -17,6 +17,12 @@ pub struct Options {
     #[arg(short = 'c', long, default_value_t = 128)]
     pub max_connections: usize,
 
+    /// Of -c, how many connections one certificate (one peer's or client's identity) may hold
+    /// at once; one more is closed after its handshake, saying why. A peer needs one QUIC
+    /// connection, or up to 8 sockets on the TCP fallback.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_identity: u32,
+
     /// Inbound handshakes in progress at once (QUIC and TCP together): the budget for peers not
     /// yet authenticated, apart from -c. One more is refused at once.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]

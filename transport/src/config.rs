@@ -71,6 +71,14 @@ impl std::str::FromStr for CongestionControl {
 
 const MIB: u64 = 1024 * 1024;
 
+/// What one stream of an inbound connection may send ahead of the server's reading: a request
+/// of 1 MiB takes one round trip of window (a maximal 249 MB SYNC ~250 round trips, seconds on
+/// a LAN; such SYNCs are rare, requests of a few bytes are the rule).
+pub(crate) const INBOUND_STREAM_RECEIVE_WINDOW: u64 = MIB;
+
+/// What all streams of an inbound connection together may send ahead of the server's reading.
+pub(crate) const INBOUND_RECEIVE_WINDOW: u64 = 2 * MIB;
+
 /// Largest loopback datagram: 10 GSO segments of it must fit the kernel's 64 KiB limit.
 pub(crate) const MAX_LOOPBACK_MTU: u16 = 6500;
 
@@ -178,6 +186,14 @@ pub struct TransportConfig {
     /// the reason "at its connection limit"; existing connections are unaffected. Default 128.
     pub max_connections: usize,
 
+    /// Of [`TransportConfig::max_connections`], how many one certificate (one peer server or
+    /// client identity) may hold at once (`--max-connections-per-identity`); one more is closed
+    /// after its handshake with the reason "this identity is at its connection limit". Default
+    /// 32: a peer needs one QUIC connection per link, or up to `tcp_sockets_per_peer` (8) TCP
+    /// sockets; 32 leaves room for several processes sharing an identity, while four
+    /// identities at most can fill the default 128.
+    pub max_connections_per_identity: usize,
+
     /// Accept the original plaintext byte format on the TCP port ([`crate::Incoming::Legacy`]).
     /// Default false: nothing goes over the network unencrypted unless asked for.
     pub legacy_tcp: bool,
@@ -230,6 +246,7 @@ impl Default for TransportConfig {
             congestion: CongestionControl::Cubic,
             udp_socket_buffer: 32 * MIB as usize,
             max_connections: 128,
+            max_connections_per_identity: 32,
             legacy_tcp: false,
             tcp_sockets_per_peer: 8,
             segmentation_offload: true,
@@ -243,13 +260,32 @@ impl Default for TransportConfig {
 impl TransportConfig {
     /// The quinn transport configuration these settings describe; `loopback` selects the larger
     /// starting datagram size.
-    pub(crate) fn quinn_transport(&self, loopback: bool) -> Arc<quinn::TransportConfig> {
+    ///
+    /// `inbound`: for connections a server accepts. What arrives on them is requests and
+    /// acknowledgements (objects flow from the accepting side to the dialer), so the windows
+    /// the peer may fill are small: quinn then buffers at most [`INBOUND_RECEIVE_WINDOW`]
+    /// received-but-unread bytes per inbound connection, instead of `receive_window` (32 MiB,
+    /// which 128 connections would turn into 4 GiB outside every budget).
+    pub(crate) fn quinn_transport(
+        &self,
+        loopback: bool,
+        inbound: bool,
+    ) -> Arc<quinn::TransportConfig> {
+        let (stream_window, connection_window) = if inbound {
+            (
+                self.stream_receive_window
+                    .min(INBOUND_STREAM_RECEIVE_WINDOW),
+                self.receive_window.min(INBOUND_RECEIVE_WINDOW),
+            )
+        } else {
+            (self.stream_receive_window, self.receive_window)
+        };
         let mut transport = quinn::TransportConfig::default();
         transport
             .max_concurrent_bidi_streams(varint(self.max_concurrent_bidi_streams as u64))
             .max_concurrent_uni_streams(VarInt::from_u32(0))
-            .stream_receive_window(varint(self.stream_receive_window))
-            .receive_window(varint(self.receive_window))
+            .stream_receive_window(varint(stream_window))
+            .receive_window(varint(connection_window))
             .send_window(self.send_window)
             .max_idle_timeout(IdleTimeout::try_from(self.idle_timeout).ok())
             .keep_alive_interval(Some(self.idle_timeout / 3))

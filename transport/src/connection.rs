@@ -21,9 +21,7 @@ use std::sync::Arc;
 
 use plasma_stream_certs::Fingerprint;
 
-use crate::error::{
-    quic_error_message, RefusedBecause, Result, TransportError, CLOSE_CONNECTION_LIMIT,
-};
+use crate::error::{quic_error_message, RefusedBecause, Result, TransportError};
 use crate::socket::canonical;
 use crate::stream::{tcp_unsplit, RecvStream, SendStream};
 use crate::tcp::{TcpAccepted, TcpDialer};
@@ -145,13 +143,18 @@ impl Connection {
         match &self.inner {
             Inner::Quic { connection, .. } => {
                 let (send, recv) = connection.open_bi().await.map_err(|err| match &err {
-                    // The server completed the handshake, then found every slot taken.
-                    quinn::ConnectionError::ApplicationClosed(close)
-                        if close.error_code == quinn::VarInt::from_u32(CLOSE_CONNECTION_LIMIT) =>
-                    {
-                        TransportError::Refused {
-                            peer: self.remote_addr(),
-                            reason: RefusedBecause::ConnectionLimit,
+                    // The server completed the handshake, then found every slot (or every
+                    // slot of our identity) taken.
+                    quinn::ConnectionError::ApplicationClosed(close) => {
+                        match RefusedBecause::of_close_code(close.error_code) {
+                            Some(reason) => TransportError::Refused {
+                                peer: self.remote_addr(),
+                                reason,
+                            },
+                            None => TransportError::ConnectionLost {
+                                peer: self.remote_addr(),
+                                message: quic_error_message(&err),
+                            },
                         }
                     }
                     _ => TransportError::ConnectionLost {

@@ -5,6 +5,8 @@
 //!   /64 for IPv6). Unauthenticated work is bounded here, apart from `max_connections`, which
 //!   counts authenticated connections only, so peers that never finish a handshake cannot
 //!   take the slots of those that did.
+//! - [`IdentitySlots`]: of the `max_connections` authenticated connections, how many one
+//!   certificate may hold, so one peer or client (buggy, or compromised) cannot take them all.
 //! - [`RefusalLog`]: refusals are counted per [`Refusal`] and logged at most once per reason
 //!   and interval, plus one summary line: a flood must not turn into a flood of log lines.
 //! - File descriptors: [`raise_fd_limit`] at start, and [`FdReserve`], a spare descriptor
@@ -20,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use plasma_stream_certs::Fingerprint;
 use tracing::{debug, info, warn};
 
 /// Why an inbound connection attempt was refused or dropped. The names are what the
@@ -40,9 +43,11 @@ pub(crate) enum Refusal {
     NotTls,
     /// `accept` failed for want of file descriptors; the pending connection was shed.
     Descriptors,
+    /// The certificate already holds `max_connections_per_identity` connections.
+    IdentityLimit,
 }
 
-const REASONS: usize = 7;
+const REASONS: usize = 8;
 
 impl Refusal {
     fn index(self) -> usize {
@@ -58,6 +63,7 @@ impl Refusal {
             Refusal::HandshakeFailed => "handshake_failed",
             Refusal::NotTls => "not_tls",
             Refusal::Descriptors => "out_of_descriptors",
+            Refusal::IdentityLimit => "identity_limit",
         }
     }
 
@@ -69,6 +75,7 @@ impl Refusal {
         Refusal::HandshakeFailed,
         Refusal::NotTls,
         Refusal::Descriptors,
+        Refusal::IdentityLimit,
     ];
 }
 
@@ -92,6 +99,70 @@ impl SourcePrefix {
                     SourcePrefix::V6(prefix)
                 }
             },
+        }
+    }
+}
+
+/// Authenticated connections per certificate. Cheap to clone (shared).
+#[derive(Clone, Debug)]
+pub(crate) struct IdentitySlots {
+    inner: Arc<IdentityInner>,
+}
+
+#[derive(Debug)]
+struct IdentityInner {
+    per_identity: usize,
+    by_identity: Mutex<HashMap<Fingerprint, usize>>,
+}
+
+/// One connection's place among its certificate's; given back when dropped.
+#[derive(Debug)]
+pub(crate) struct IdentitySlot {
+    slots: Arc<IdentityInner>,
+    identity: Fingerprint,
+}
+
+impl IdentitySlots {
+    /// At most `per_identity` connections for one certificate (at least 1).
+    pub(crate) fn new(per_identity: usize) -> Self {
+        IdentitySlots {
+            inner: Arc::new(IdentityInner {
+                per_identity: per_identity.max(1),
+                by_identity: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The most one certificate may hold.
+    pub(crate) fn per_identity(&self) -> usize {
+        self.inner.per_identity
+    }
+
+    /// A place for one more connection of `identity`, or `None` when it holds its share.
+    pub(crate) fn try_take(&self, identity: Fingerprint) -> Option<IdentitySlot> {
+        let mut counts = self.inner.by_identity.lock().ok()?;
+        let held = counts.entry(identity).or_insert(0);
+        if *held >= self.inner.per_identity {
+            return None;
+        }
+        *held += 1;
+        Some(IdentitySlot {
+            slots: self.inner.clone(),
+            identity,
+        })
+    }
+}
+
+impl Drop for IdentitySlot {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.slots.by_identity.lock() {
+            if let Some(held) = counts.get_mut(&self.identity) {
+                *held = held.saturating_sub(1);
+                if *held == 0 {
+                    // As small as the number of identities connected.
+                    counts.remove(&self.identity);
+                }
+            }
         }
     }
 }

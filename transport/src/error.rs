@@ -93,6 +93,22 @@ pub enum RefusedBecause {
     /// handshake budget (overall or for our source address) is full; the wire does not say
     /// which.
     Busy,
+    /// It completed the handshake and then said our certificate already holds its share of
+    /// its connections (`--max-connections-per-identity`).
+    IdentityLimit,
+}
+
+impl RefusedBecause {
+    /// What a server's application close with `code` means, if it is a refusal.
+    pub(crate) fn of_close_code(code: quinn::VarInt) -> Option<Self> {
+        if code == quinn::VarInt::from_u32(CLOSE_CONNECTION_LIMIT) {
+            Some(RefusedBecause::ConnectionLimit)
+        } else if code == quinn::VarInt::from_u32(CLOSE_IDENTITY_LIMIT) {
+            Some(RefusedBecause::IdentityLimit)
+        } else {
+            None
+        }
+    }
 }
 
 impl std::fmt::Display for RefusedBecause {
@@ -105,6 +121,10 @@ impl std::fmt::Display for RefusedBecause {
                 "it is at its connection limit or has too many handshakes in progress \
                  (-c/--max-connections, --max-handshakes, --max-handshakes-per-source); try again later"
             }
+            RefusedBecause::IdentityLimit => {
+                "this certificate already holds as many connections to it as one identity may \
+                 (--max-connections-per-identity); close some, or try again later"
+            }
         })
     }
 }
@@ -112,6 +132,10 @@ impl std::fmt::Display for RefusedBecause {
 /// Application close code a server sends on a QUIC connection whose handshake completed when
 /// all `max_connections` slots were taken (the reason text says so too).
 pub(crate) const CLOSE_CONNECTION_LIMIT: u32 = 0x10;
+
+/// Application close code for a QUIC connection over its certificate's share of
+/// `max_connections_per_identity`.
+pub(crate) const CLOSE_IDENTITY_LIMIT: u32 = 0x11;
 
 /// Result alias for this crate.
 pub type Result<T, E = TransportError> = std::result::Result<T, E>;
@@ -164,9 +188,11 @@ pub(crate) fn quic_error_message(err: &quinn::ConnectionError) -> String {
             }
         }
         quinn::ConnectionError::ApplicationClosed(close)
-            if close.error_code == quinn::VarInt::from_u32(CLOSE_CONNECTION_LIMIT) =>
+            if RefusedBecause::of_close_code(close.error_code).is_some() =>
         {
-            format!("refused by the peer: {}", RefusedBecause::ConnectionLimit)
+            let reason = RefusedBecause::of_close_code(close.error_code)
+                .unwrap_or(RefusedBecause::ConnectionLimit);
+            format!("refused by the peer: {reason}")
         }
         quinn::ConnectionError::ApplicationClosed(close) => {
             let reason = String::from_utf8_lossy(&close.reason);

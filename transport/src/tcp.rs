@@ -15,6 +15,8 @@ use plasma_stream_certs::Fingerprint;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::door::IdentitySlot;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
@@ -215,6 +217,9 @@ pub(crate) struct TcpAccepted {
     pub(crate) peer_names: Arc<[String]>,
     idle_timeout: Duration,
     socket: Mutex<Option<(TlsSocket, OwnedSemaphorePermit)>>,
+    /// The connection's place among its certificate's: held while any handle to the
+    /// connection lives (the server serves it through one).
+    _identity_slot: Option<IdentitySlot>,
 }
 
 impl std::fmt::Debug for TcpAccepted {
@@ -230,6 +235,7 @@ impl TcpAccepted {
         peer: SocketAddr,
         socket: TlsSocket,
         permit: OwnedSemaphorePermit,
+        identity_slot: Option<IdentitySlot>,
         idle_timeout: Duration,
     ) -> Arc<Self> {
         Arc::new(TcpAccepted {
@@ -238,6 +244,7 @@ impl TcpAccepted {
             peer_names: leaf_names(&socket),
             idle_timeout,
             socket: Mutex::new(Some((socket, permit))),
+            _identity_slot: identity_slot,
         })
     }
 

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use plasma_stream_certs::{server_config, Identity, Trust};
+use plasma_stream_certs::{server_config, Fingerprint, Identity, Trust};
 use plasma_stream_protocol::legacy::{REQUEST_COPY, REQUEST_SYNC, REQUEST_TAKE};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
@@ -25,16 +25,16 @@ use super::{Endpoint, Incoming, LegacyStream, ALPN, CLOSE_SHUTDOWN};
 use crate::config::{TransportConfig, TransportMode};
 use crate::connection::Connection;
 use crate::door::{
-    check_fd_budget, raise_fd_limit, FdReserve, HandshakeBudget, HandshakeTicket, Refusal,
-    RefusalLog,
+    check_fd_budget, raise_fd_limit, FdReserve, HandshakeBudget, HandshakeTicket, IdentitySlot,
+    IdentitySlots, Refusal, RefusalLog,
 };
 use crate::error::{
     quic_error_message, tls_io_message, Result, TransportError, CLOSE_CONNECTION_LIMIT,
-    REFUSAL_ALERT,
+    CLOSE_IDENTITY_LIMIT, REFUSAL_ALERT,
 };
 use crate::socket::{bind_server, canonical};
 use crate::stream::{buffered_tcp, tune_tls};
-use crate::tcp::TcpAccepted;
+use crate::tcp::{leaf_fingerprint, TcpAccepted};
 
 /// First byte of a TLS record carrying a handshake (a ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -52,6 +52,8 @@ struct Door {
     /// Authenticated connections (`max_connections`).
     connections: Arc<Semaphore>,
     max_connections: usize,
+    /// Of those, per certificate (`max_connections_per_identity`).
+    identities: IdentitySlots,
     handshakes: HandshakeBudget,
     log: Arc<RefusalLog>,
     timeout: Duration,
@@ -62,7 +64,35 @@ impl Door {
     fn connections_full(&self) -> bool {
         self.connections.available_permits() == 0
     }
+
+    /// The connection's place among its certificate's, or `Err` (logged) when that identity
+    /// holds its share already. `None` for a peer without a certificate: nothing to count.
+    fn identity_slot(
+        &self,
+        identity: Option<Fingerprint>,
+        peer: SocketAddr,
+    ) -> Result<Option<IdentitySlot>, ()> {
+        let Some(identity) = identity else {
+            return Ok(None);
+        };
+        match self.identities.try_take(identity) {
+            Some(slot) => Ok(Some(slot)),
+            None => {
+                self.log.record(Refusal::IdentityLimit, || {
+                    format!(
+                        "{peer}: identity {identity} already holds {} connections \
+                         (--max-connections-per-identity)",
+                        self.identities.per_identity()
+                    )
+                });
+                Err(())
+            }
+        }
+    }
 }
+
+/// The close reason a connection over its identity's share is given.
+pub(crate) const IDENTITY_LIMIT_REASON: &str = "this identity is at its connection limit";
 
 impl Endpoint {
     /// Starts a server: QUIC on UDP `bind` and TLS over TCP on the same TCP port (which
@@ -99,6 +129,7 @@ impl Endpoint {
         let door = Door {
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             max_connections: config.max_connections.max(1),
+            identities: IdentitySlots::new(config.max_connections_per_identity),
             handshakes: HandshakeBudget::new(
                 config.max_handshakes,
                 config.max_handshakes_per_source,
@@ -119,7 +150,7 @@ impl Endpoint {
                 let server_config = |loopback: bool| {
                     let mut server = quinn::ServerConfig::with_crypto(quic_tls.clone());
                     server
-                        .transport_config(config.quinn_transport(loopback))
+                        .transport_config(config.quinn_transport(loopback, true))
                         .max_incoming(QUIC_MAX_INCOMING)
                         .incoming_buffer_size(QUIC_INCOMING_BUFFER)
                         .incoming_buffer_size_total(QUIC_INCOMING_BUFFER_TOTAL);
@@ -275,6 +306,16 @@ async fn quic_accept_loop(
                     return;
                 };
                 let accepted = Connection::from_quic(connection.clone());
+                let identity_slot = match door.identity_slot(accepted.peer_fingerprint(), peer) {
+                    Ok(slot) => slot,
+                    Err(()) => {
+                        connection.close(
+                            quinn::VarInt::from_u32(CLOSE_IDENTITY_LIMIT),
+                            IDENTITY_LIMIT_REASON.as_bytes(),
+                        );
+                        return;
+                    }
+                };
                 debug!(fingerprint = ?accepted.peer_fingerprint(), "QUIC connection accepted");
                 if sender.send(Incoming::Connection(accepted)).await.is_err() {
                     connection.close(quinn::VarInt::from_u32(CLOSE_SHUTDOWN), b"server closing");
@@ -282,6 +323,7 @@ async fn quic_accept_loop(
                 }
                 // The slot is held for as long as the connection lives, whoever holds it.
                 connection.closed().await;
+                drop(identity_slot);
                 drop(permit);
             }
             .instrument(tracing::debug_span!("quic_connection", %peer)),
@@ -493,7 +535,10 @@ async fn classify_tcp(
         Classified::Tls(socket) => {
             let mut socket = *socket;
             tune_tls(&mut socket);
-            let accepted = TcpAccepted::new(peer, socket, permit, config.idle_timeout);
+            // TLS has no alert for after the handshake: the dialer sees the socket close.
+            let identity_slot = door.identity_slot(leaf_fingerprint(&socket), peer).ok()?;
+            let accepted =
+                TcpAccepted::new(peer, socket, permit, identity_slot, config.idle_timeout);
             debug!(fingerprint = ?accepted.peer_fingerprint, "TLS-over-TCP connection accepted");
             Some(Incoming::Connection(Connection::tcp_server(accepted)))
         }

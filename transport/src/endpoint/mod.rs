@@ -162,9 +162,9 @@ impl Endpoint {
                 .map_err(|err| TransportError::QuicTls(err.to_string()))?,
         );
         let mut quic_client = quinn::ClientConfig::new(quic_tls.clone());
-        quic_client.transport_config(config.quinn_transport(false));
+        quic_client.transport_config(config.quinn_transport(false, false));
         let mut quic_client_loopback = quinn::ClientConfig::new(quic_tls);
-        quic_client_loopback.transport_config(config.quinn_transport(true));
+        quic_client_loopback.transport_config(config.quinn_transport(true, false));
         Ok(Endpoint {
             inner: Arc::new(Inner {
                 fingerprint: identity.fingerprint(),
