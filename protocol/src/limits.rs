@@ -140,9 +140,9 @@ pub fn check_id_count(count: u64, peer_request: Option<usize>) -> Result<(), Lim
 /// Checks one ID list: its length, and that no ID repeats within it.
 pub fn validate_id_list(ids: &[ObjectId], peer_request: Option<usize>) -> Result<(), LimitError> {
     check_id_count(ids.len() as u64, peer_request)?;
-    let mut seen = HashSet::with_capacity(ids.len());
+    let mut seen: HashSet<&ObjectId> = HashSet::with_capacity(ids.len());
     for id in ids {
-        if !seen.insert(*id) {
+        if !seen.insert(id) {
             return Err(LimitError::DuplicateId {
                 id: *id,
                 first: peer_request,
@@ -167,11 +167,12 @@ pub fn validate_sync(peer_requests: &[PeerRequest]) -> Result<(), LimitError> {
 /// request or across two. The error names the ID and both peer requests.
 pub fn check_unique_ids(peer_requests: &[PeerRequest]) -> Result<(), LimitError> {
     let total = peer_requests.iter().map(|p| p.objects().len()).sum();
-    // Sized by IDs that are already in memory, never by a length field.
-    let mut seen = HashSet::with_capacity(total);
+    // Sized by IDs that are already in memory, never by a length field; it holds references,
+    // not copies (8 bytes an entry instead of 20: 150 MB less for the largest SYNC).
+    let mut seen: HashSet<&ObjectId> = HashSet::with_capacity(total);
     for (index, peer_request) in peer_requests.iter().enumerate() {
         for id in peer_request.objects() {
-            if !seen.insert(*id) {
+            if !seen.insert(id) {
                 // Rare path: find where it first appeared.
                 let first = peer_requests
                     .iter()

@@ -40,6 +40,12 @@ impl InFlightIds {
         }
     }
 
+    /// Makes room for `additional` more claims at once, so a SYNC of millions of objects
+    /// grows the set once instead of doubling it (a doubling holds the old and the new table).
+    pub fn reserve(&self, additional: usize) {
+        self.lock().reserve(additional);
+    }
+
     /// Whether some exchange holds `id`.
     pub fn contains(&self, id: &ObjectId) -> bool {
         self.lock().contains(id)
@@ -71,9 +77,20 @@ impl Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        self.set.lock().remove(&self.id);
+        let mut ids = self.set.lock();
+        ids.remove(&self.id);
+        // A hash set never shrinks by itself: after one SYNC of millions of objects it would
+        // keep hundreds of MB for good. Shrinking when it is an eighth full costs O(len) once
+        // per halving, so the amortised cost per claim stays constant.
+        if ids.capacity() > SHRINK_ABOVE && ids.len() * 8 < ids.capacity() {
+            let keep = ids.len() * 2;
+            ids.shrink_to(keep);
+        }
     }
 }
+
+/// Sets this small are left at their size (a few KiB).
+const SHRINK_ABOVE: usize = 1024;
 
 #[cfg(test)]
 mod tests {
@@ -89,5 +106,24 @@ mod tests {
         drop(first);
         assert!(set.is_empty());
         assert!(set.claim(id).is_some());
+    }
+
+    #[test]
+    fn a_large_set_gives_its_memory_back_as_claims_end() {
+        let set = InFlightIds::new();
+        let claims: Vec<Claim> = (0..100_000u32)
+            .filter_map(|n| {
+                let mut bytes = [0u8; 20];
+                bytes[..4].copy_from_slice(&n.to_le_bytes());
+                set.claim(ObjectId::from_bytes(bytes))
+            })
+            .collect();
+        assert_eq!(set.len(), 100_000);
+        let grown = set.lock().capacity();
+        assert!(grown >= 100_000);
+        drop(claims);
+        assert!(set.is_empty());
+        let left = set.lock().capacity();
+        assert!(left <= SHRINK_ABOVE * 2, "{grown} -> {left}");
     }
 }

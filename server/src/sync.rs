@@ -53,7 +53,9 @@ pub async fn run_sync<S: ObjectStore>(
     }
     let may_take = access.allows(&client, Right::SyncTake);
 
-    // Claim every ID first, for the whole SYNC, so concurrent SYNCs see them at once.
+    // Claim every ID first, for the whole SYNC, so concurrent SYNCs see them at once. (The
+    // count is of IDs already decoded, so reserving for it is bounded by the request limits.)
+    node.receiving.reserve(objects);
     let mut prepared = Vec::with_capacity(peer_count);
     for peer_request in request.into_peer_requests() {
         let pending = prepare(node, &peer_request);
