@@ -231,6 +231,8 @@ pub struct ProcessCost {
     pub rss: u64,
     /// Resident anonymous memory (RssAnon: heap and stacks, not the store's shared memory).
     pub rss_anon: u64,
+    /// The most memory it ever had resident (VmHWM), bytes.
+    pub rss_peak: u64,
 }
 
 impl ProcessCost {
@@ -266,6 +268,7 @@ impl ProcessCost {
             cpu: Duration::from_millis(total * 1000 / per_second),
             rss: kib("VmRSS:"),
             rss_anon: kib("RssAnon:"),
+            rss_peak: kib("VmHWM:"),
         }
     }
 }

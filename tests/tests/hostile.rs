@@ -70,3 +70,149 @@ async fn garbage_drops_the_stream_and_the_server_goes_on() {
     let objects = [(oid(61, 1), 10, 0)];
     put_pull_verify(&source, &destination, TransferKind::Copy, &objects).await;
 }
+
+/// A SYNC trickled a byte a second (each byte well within the 3 s stream timeout, so the idle
+/// timeout alone would never end it) is dropped once its whole-request allowance has passed,
+/// and the server says why; a normal SYNC on the same server works throughout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_trickled_within_the_idle_timeout_is_dropped_at_its_deadline() {
+    use std::time::{Duration, Instant};
+    let source = Server::embedded(16 * MIB);
+    let destination = Server::start(
+        plasma_stream_tests::ServerConfig::embedded(16 * MIB).with_args(&["--stream-timeout", "3"]),
+    );
+    let id = oid(62, 1);
+    put(&mut source.store(), id, 10, 0);
+    let identity = Identity::generate(["test"]).unwrap();
+    let endpoint = Endpoint::client(&identity, &Trust::Insecure, TransportConfig::default())
+        .await
+        .unwrap();
+    let connection = endpoint.connect(destination.addr).await.unwrap();
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    let request = sync_bytes(source.addr, &[id]);
+    let started = Instant::now();
+    let trickler = tokio::spawn(async move {
+        for byte in request.iter().take(request.len() - 1) {
+            if send.write_all_bytes(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        std::future::pending::<()>().await;
+    });
+    // The server ends the stream: our read sees the reset (or an end) long before the request
+    // would have been whole (~40 s at this pace).
+    let mut reply = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(15), recv.read_to_end(&mut reply)).await;
+    let elapsed = started.elapsed();
+    trickler.abort();
+    assert!(
+        ended.is_ok(),
+        "the trickled request was still open after {elapsed:?}"
+    );
+    assert!(reply.is_empty(), "{reply:02x?}");
+    assert!(elapsed >= Duration::from_secs(3), "{elapsed:?}");
+    assert!(
+        destination.process.log().contains("arrived too slowly"),
+        "{}",
+        destination.process.log()
+    );
+    put_pull_verify(
+        &source,
+        &destination,
+        TransferKind::Copy,
+        &[(oid(62, 2), 10, 0)],
+    )
+    .await;
+}
+
+/// One connection may have 256 exchanges open at once: a 257th stream waits until some of
+/// them end, whatever its owner sends.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_cannot_open_more_than_256_streams_at_once() {
+    use std::time::Duration;
+    let server = Server::embedded(16 * MIB);
+    let identity = Identity::generate(["test"]).unwrap();
+    let config = TransportConfig {
+        mode: plasma_stream_transport::TransportMode::Quic,
+        ..TransportConfig::default()
+    };
+    let endpoint = Endpoint::client(&identity, &Trust::Insecure, config)
+        .await
+        .unwrap();
+    let connection = endpoint.connect(server.addr).await.unwrap();
+    let mut open = Vec::new();
+    for _ in 0..256 {
+        let (mut send, recv) = connection.open_bi().await.unwrap();
+        // The first bytes of a SYNC that never completes: the server holds the stream open.
+        send.write_all_bytes(&[0x01, 1, 0]).await.unwrap();
+        open.push((send, recv));
+    }
+    let extra = tokio::time::timeout(Duration::from_secs(2), connection.open_bi()).await;
+    assert!(extra.is_err(), "a 257th stream opened at once");
+    // Exchanges end (their owner gives up on them): the 257th opens. quinn grants new streams
+    // in batches, once more than an eighth of the limit (32) is free again.
+    for _ in 0..40 {
+        let (mut send, mut recv) = open.pop().unwrap();
+        send.reset(0).await.unwrap();
+        // The server drops the exchange in turn (its reset is what this read sees).
+        let mut rest = Vec::new();
+        let ended = tokio::time::timeout(Duration::from_secs(5), recv.read_to_end(&mut rest)).await;
+        assert!(matches!(ended, Ok(Err(_))), "{ended:?}");
+    }
+    let extra = tokio::time::timeout(Duration::from_secs(10), connection.open_bi()).await;
+    assert!(
+        matches!(extra, Ok(Ok(_))),
+        "no stream after 40 ended: {}",
+        server.process.log()
+    );
+    drop(open);
+}
+
+/// On a connection it accepted, a server gives the peer little credit to send ahead of its
+/// reading (only requests and acknowledgements arrive there): bytes pushed after a request,
+/// while the holder is busy with it, stall at about a MiB instead of filling the 16 MiB a
+/// pulling stream gets. (quinn would otherwise hold up to 32 MiB per connection of them.)
+#[tokio::test(flavor = "multi_thread")]
+async fn an_accepted_connection_lets_little_be_sent_ahead_of_the_server() {
+    use plasma_stream_protocol::wire::ObjectRequest;
+    use std::time::Duration;
+    // The holder waits 5 s for the (missing) object to be sealed: it is not reading meanwhile.
+    let holder = Server::start(
+        plasma_stream_tests::ServerConfig::embedded(16 * MIB).with_args(&["-t", "5000"]),
+    );
+    let identity = Identity::generate(["test"]).unwrap();
+    let config = TransportConfig {
+        mode: plasma_stream_transport::TransportMode::Quic,
+        ..TransportConfig::default()
+    };
+    let endpoint = Endpoint::client(&identity, &Trust::Insecure, config)
+        .await
+        .unwrap();
+    let connection = endpoint.connect(holder.addr).await.unwrap();
+    let (mut send, _recv) = connection.open_bi().await.unwrap();
+    let mut request = Vec::new();
+    ObjectRequest {
+        kind: TransferKind::Copy,
+        id: oid(63, 1),
+        resume_offset: 0,
+        digest_trailer: false,
+        object_digest: false,
+    }
+    .encode(&mut request)
+    .unwrap();
+    send.write_all_bytes(&request).await.unwrap();
+    let piece = vec![0u8; 64 * 1024];
+    let mut pushed = 0usize;
+    let pushing = async {
+        loop {
+            send.write_all_bytes(&piece).await.unwrap();
+            pushed += piece.len();
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), pushing).await;
+    assert!(
+        pushed <= 2 * MIB as usize,
+        "{pushed} bytes were accepted ahead of the server's reading"
+    );
+}
