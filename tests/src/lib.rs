@@ -6,6 +6,7 @@
 //! port 0 and report the chosen port through `--ready-file`, so tests run in parallel.
 
 pub mod attack;
+pub mod netns;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -244,6 +245,8 @@ pub struct ServerConfig {
     pub trust: Vec<String>,
     pub drain_timeout_secs: u64,
     pub extra: Vec<String>,
+    /// A network namespace to run the server in (`ip netns exec NAME`), see [`netns`].
+    pub namespace: Option<String>,
 }
 
 impl ServerConfig {
@@ -260,7 +263,15 @@ impl ServerConfig {
             trust: Vec::new(),
             drain_timeout_secs: 3,
             extra: Vec::new(),
+            namespace: None,
         }
+    }
+
+    /// The same, run inside `namespace` and listening on its address.
+    pub fn in_namespace(mut self, namespace: &netns::Namespace) -> Self {
+        self.namespace = Some(namespace.name().to_owned());
+        self.bind = namespace.inner_addr().to_string();
+        self
     }
 
     /// The same configuration with these extra server options.
@@ -302,7 +313,18 @@ impl Server {
             StoreKind::Embedded(_) => dir.path().join("plasma.sock"),
             StoreKind::Socket(path) => path.clone(),
         };
-        let mut command = Command::new(binary("plasma-stream-server"));
+        // `ip netns exec` execs the server after entering the namespace: same pid, so
+        // signals and kills reach the server itself.
+        let mut command = match &config.namespace {
+            Some(namespace) => {
+                let mut command = Command::new("ip");
+                command
+                    .args(["netns", "exec", namespace])
+                    .arg(binary("plasma-stream-server"));
+                command
+            }
+            None => Command::new(binary("plasma-stream-server")),
+        };
         command
             .arg("--bind")
             .arg(&config.bind)
