@@ -11,6 +11,7 @@
 //! Exit codes: the end of `--help` ([`AFTER_HELP`]) and docs/operations.md.
 
 mod address;
+mod progress;
 mod repl;
 mod report;
 
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use plasma_stream_protocol::{parse_command, Command};
-use stream::{Client, ClientBuilder, PeerRequest, SyncReport, TransportMode};
+use stream::{Client, ClientBuilder, DetailedReport, PeerRequest, ProgressEvent, TransportMode};
 
 use address::ServerAddress;
 
@@ -79,9 +80,14 @@ struct Options {
     #[arg(long, default_value = "auto", value_parser = |s: &str| s.parse::<TransportMode>())]
     transport: TransportMode,
 
-    /// Print each report as JSON (one object per line).
+    /// Print JSON, one object per line: each progress event of a command, then its report
+    /// (per object: status code and name, reason, bytes, duration, attempts).
     #[arg(long)]
     json: bool,
+
+    /// Print only errors and the objects that failed (with their reason), on stderr.
+    #[arg(short = 'q', long, conflicts_with = "json")]
+    quiet: bool,
 
     /// Exit 1 when an object was already in the destination store (0x81) instead of counting
     /// it as success.
@@ -175,8 +181,11 @@ async fn run(options: Options) -> Outcome {
     let interactive = options.command.is_empty() && std::io::stdin().is_terminal();
     let print = Printing {
         json: options.json,
+        quiet: options.quiet,
         strict: options.strict,
         interactive,
+        // Animated bars only for a person watching a terminal.
+        bars: !options.json && !options.quiet && std::io::stdout().is_terminal(),
     };
     if !interactive {
         // One command or a script: Ctrl-C ends the run (exit 130), whether a command is
@@ -235,6 +244,9 @@ fn issue_certificate(
 #[derive(Debug, Clone, Copy)]
 pub struct Printing {
     json: bool,
+    quiet: bool,
+    /// Live progress bars (stdout is a terminal, neither --json nor --quiet).
+    bars: bool,
     strict: bool,
     /// In the REPL, Ctrl-C during a command returns to the prompt (see [`run_line`]).
     interactive: bool,
@@ -285,12 +297,19 @@ impl Session {
     /// since the last command), reconnects once and sends the command again. That is safe:
     /// the server answers 0x81 for objects that arrived the first time (counted as "already
     /// there"), and 0x80 for objects a first attempt still being completed is receiving.
-    async fn sync(&mut self, peer_requests: &[PeerRequest]) -> Result<SyncReport, String> {
+    async fn sync(
+        &mut self,
+        peer_requests: &[PeerRequest],
+        on_event: &mut dyn FnMut(ProgressEvent),
+    ) -> Result<DetailedReport, String> {
         let client = match &self.client {
             Some(client) => client.clone(),
             None => self.connect().await?.clone(),
         };
-        let error = match client.sync(peer_requests.to_vec()).await {
+        let error = match client
+            .sync_with_progress(peer_requests.to_vec(), &mut *on_event)
+            .await
+        {
             Ok(report) => return Ok(report),
             Err(error) if is_connection_error(&error) => error,
             Err(error) => return Err(error.to_string()),
@@ -302,7 +321,10 @@ impl Session {
             self.address
         );
         let client = self.connect().await?.clone();
-        match client.sync(peer_requests.to_vec()).await {
+        match client
+            .sync_with_progress(peer_requests.to_vec(), &mut *on_event)
+            .await
+        {
             Ok(report) => Ok(report),
             Err(error) => {
                 if is_connection_error(&error) {
@@ -377,17 +399,21 @@ async fn run_line(session: &mut Session, line: &str, print: Printing) -> Outcome
     };
     let peer_requests = command.into_peer_requests();
     let started = Instant::now();
+    let mut shown = progress::Shown::new(&peer_requests, print.json, print.bars, started);
+    let mut on_event = |event| shown.event(event);
     let result = if print.interactive {
         tokio::select! {
-            result = session.sync(&peer_requests) => result,
+            result = session.sync(&peer_requests, &mut on_event) => result,
             () = ctrl_c() => {
+                shown.finish();
                 eprintln!("\ninterrupted: stopped waiting for the report; {SERVER_MAY_CONTINUE}");
                 return Outcome::Interrupted;
             }
         }
     } else {
-        session.sync(&peer_requests).await
+        session.sync(&peer_requests, &mut on_event).await
     };
+    shown.finish();
     let elapsed = started.elapsed();
     match result {
         Ok(report) => print_report(&peer_requests, &report, elapsed, print),
@@ -412,19 +438,22 @@ async fn ctrl_c() {
 
 fn print_report(
     peer_requests: &[PeerRequest],
-    report: &SyncReport,
+    detailed: &DetailedReport,
     elapsed: Duration,
     print: Printing,
 ) -> Outcome {
+    let report = &detailed.to_plain();
     if print.json {
         println!(
             "{}",
-            report::to_json(peer_requests, report, elapsed, print.strict)
+            report::to_json(peer_requests, report, Some(detailed), elapsed, print.strict)
         );
+    } else if print.quiet {
+        eprint!("{}", report::failures_text(peer_requests, detailed));
     } else {
         print!(
             "{}",
-            report::to_text(peer_requests, report, elapsed, print.strict)
+            report::to_text(peer_requests, report, Some(detailed), elapsed, print.strict)
         );
     }
     if report::Tally::of(peer_requests, report).is_ok(print.strict) {

@@ -9,7 +9,65 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use serde_json::json;
-use stream::{PeerRequest, Status, SyncReport, TransferKind};
+use stream::{DetailedOutcome, DetailedReport, PeerRequest, Status, SyncReport, TransferKind};
+
+/// The detailed outcome of object `object` of peer request `peer`, if the server sent one.
+fn detail(
+    details: Option<&DetailedReport>,
+    peer: usize,
+    object: usize,
+) -> Option<&DetailedOutcome> {
+    details?.peer_reports.get(peer)?.objects.get(object)
+}
+
+/// `: why (2 attempts, 1.2 s, 3.0 kB arrived)`, or nothing without detail.
+fn why(detail: Option<&DetailedOutcome>) -> String {
+    let Some(d) = detail else {
+        return String::new();
+    };
+    let mut out = String::new();
+    if !d.reason.text.is_empty() {
+        let _ = write!(out, ": {}", d.reason.text);
+    }
+    let _ = write!(
+        out,
+        " ({} attempt{}, {}, {} arrived)",
+        d.attempts,
+        if d.attempts == 1 { "" } else { "s" },
+        duration_text(Duration::from_millis(d.duration_ms)),
+        bytes_text(d.bytes_moved)
+    );
+    out
+}
+
+/// Only the objects that failed, one line each with its reason (for `--quiet`).
+pub fn failures_text(peer_requests: &[PeerRequest], details: &DetailedReport) -> String {
+    let mut out = String::new();
+    for (request, peer) in peer_requests.iter().zip(&details.peer_reports) {
+        if peer.objects.is_empty() && !peer.status.is_success() {
+            let _ = writeln!(
+                out,
+                "{} {}: failed, {}",
+                request.kind(),
+                request.from(),
+                peer.status
+            );
+        }
+        for object in &peer.objects {
+            if Fate::of(object.status) == Fate::Failed {
+                let _ = writeln!(
+                    out,
+                    "{} {}: failed, {}{}",
+                    object.id,
+                    request.from(),
+                    object.status,
+                    why(Some(object))
+                );
+            }
+        }
+    }
+    out
+}
 
 /// What became of one object, as the CLI counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,11 +143,12 @@ impl Tally {
 pub fn to_text(
     peer_requests: &[PeerRequest],
     report: &SyncReport,
+    details: Option<&DetailedReport>,
     elapsed: Duration,
     strict: bool,
 ) -> String {
     let mut out = String::new();
-    for (request, peer) in peer_requests.iter().zip(&report.peer_reports) {
+    for (index, (request, peer)) in peer_requests.iter().zip(&report.peer_reports).enumerate() {
         let count = |fate| {
             peer.objects
                 .iter()
@@ -111,7 +170,7 @@ pub fn to_text(
             let _ = write!(out, ", {already} already there");
         }
         let _ = writeln!(out, ", {}", bytes_text(bytes));
-        for object in &peer.objects {
+        for (n, object) in peer.objects.iter().enumerate() {
             match Fate::of(object.status) {
                 Fate::Arrived => {}
                 Fate::AlreadyThere if request.kind() == TransferKind::Take => {
@@ -127,7 +186,13 @@ pub fn to_text(
                     let _ = writeln!(out, "  {}: already there, {}", object.id, object.status);
                 }
                 Fate::Failed => {
-                    let _ = writeln!(out, "  {}: failed, {}", object.id, object.status);
+                    let _ = writeln!(
+                        out,
+                        "  {}: failed, {}{}",
+                        object.id,
+                        object.status,
+                        why(detail(details, index, n))
+                    );
                 }
             }
         }
@@ -157,33 +222,46 @@ pub fn to_text(
 pub fn to_json(
     peer_requests: &[PeerRequest],
     report: &SyncReport,
+    details: Option<&DetailedReport>,
     elapsed: Duration,
     strict: bool,
 ) -> String {
     let peers: Vec<_> = peer_requests
         .iter()
         .zip(&report.peer_reports)
-        .map(|(request, peer)| {
+        .enumerate()
+        .map(|(index, (request, peer))| {
             json!({
                 "kind": request.kind().keyword(),
                 "peer": request.from().to_string(),
                 "status": peer.status.code(),
                 "status_hex": hex_code(peer.status),
                 "status_text": peer.status.message(),
-                "objects": peer.objects.iter().map(|o| json!({
-                    "id": o.id.to_string(),
-                    "status": o.status.code(),
-                    "status_hex": hex_code(o.status),
-                    "status_text": o.status.message(),
-                    "outcome": Fate::of(o.status).word(),
-                    "bytes": o.bytes_moved,
-                })).collect::<Vec<_>>(),
+                "objects": peer.objects.iter().enumerate().map(|(n, o)| {
+                    let mut object = json!({
+                        "id": o.id.to_string(),
+                        "status": o.status.code(),
+                        "status_hex": hex_code(o.status),
+                        "status_text": o.status.message(),
+                        "outcome": Fate::of(o.status).word(),
+                        "bytes": o.bytes_moved,
+                    });
+                    if let (Some(d), Some(fields)) = (detail(details, index, n), object.as_object_mut()) {
+                        fields.insert("reason".into(), json!(d.reason.code.name()));
+                        fields.insert("reason_code".into(), json!(d.reason.code.code()));
+                        fields.insert("reason_text".into(), json!(d.reason.text));
+                        fields.insert("attempts".into(), json!(d.attempts));
+                        fields.insert("duration_ms".into(), json!(d.duration_ms));
+                    }
+                    object
+                }).collect::<Vec<_>>(),
             })
         })
         .collect();
     let tally = Tally::of(peer_requests, report);
     let seconds = elapsed.as_secs_f64();
     json!({
+        "event": "report",
         "success": tally.is_ok(strict),
         "arrived": tally.arrived,
         "already_there": tally.already_there,
@@ -293,10 +371,10 @@ mod tests {
         );
         assert!(tally.is_ok(false));
         assert!(!tally.is_ok(true));
-        let text = to_text(&requests, &report, Duration::from_millis(20), false);
+        let text = to_text(&requests, &report, None, Duration::from_millis(20), false);
         assert!(text.contains("already there, 0x81"), "{text}");
         assert!(text.contains("in 20.0 ms (5.00 kB/s)"), "{text}");
-        let json = to_json(&requests, &report, Duration::from_millis(20), true);
+        let json = to_json(&requests, &report, None, Duration::from_millis(20), true);
         assert!(json.contains("\"success\":false"), "{json}");
         assert!(json.contains("\"status_hex\":\"0x81\""), "{json}");
     }

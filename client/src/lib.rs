@@ -39,12 +39,17 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use plasma_stream_protocol::events::SyncEvent;
 use plasma_stream_protocol::exchange::ObjectPull;
 use plasma_stream_protocol::wire::SyncRequest;
 use plasma_stream_transport::{Connection, Endpoint, MessageReader};
 
 pub use builder::ClientBuilder;
 pub use error::{Error, Result};
+pub use plasma_stream_protocol::events::{
+    DetailedOutcome, DetailedPeerReport, DetailedReport, ObjectEvent, ObjectState, Progress,
+    Reason, ReasonCode, UNKNOWN_TOTAL, WHOLE_SYNC,
+};
 pub use plasma_stream_protocol::wire::{ObjectOutcome, PeerReport, SyncReport};
 pub use plasma_stream_protocol::{ObjectId, PeerRequest, Status, TransferKind};
 pub use plasma_stream_transport::{ConnectionKind, TransportMode};
@@ -63,6 +68,17 @@ pub struct Client {
     connection: Connection,
     server: SocketAddr,
     timeout: Duration,
+}
+
+/// What [`Client::sync_with_progress`] tells its callback while the SYNC runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressEvent {
+    /// Bytes and objects done, for one peer request (`peer_request` is its index) or, with
+    /// `peer_request == WHOLE_SYNC`, for the whole SYNC. `bytes_total` is
+    /// [`UNKNOWN_TOTAL`] until every object's size is known. At most about ten per second.
+    Progress(Progress),
+    /// One object started, arrived, or did not arrive (the report says why).
+    Object(ObjectEvent),
 }
 
 /// Objects [`Client::copy`] and [`Client::take`] pull at once (one stream each).
@@ -121,6 +137,65 @@ impl Client {
         let (mut recv, read_ahead) = reader.into_parts();
         // The report is the stream's last message: reading its end tells the server the
         // report arrived, so it does not wait for that at shutdown.
+        let extra = recv
+            .read_end_of_stream(self.timeout.min(Duration::from_secs(2)))
+            .await;
+        if read_ahead.is_empty() && !extra {
+            self.connection.recycle(send, recv);
+        }
+        Ok(report)
+    }
+
+    /// Like [`Client::sync`], and calls `on_event` with the server's progress while the SYNC
+    /// runs; returns the detailed report: per object the status byte, a finer [`Reason`], the
+    /// bytes that really arrived (also on failure), the attempts made and the time taken.
+    /// Speaks the SYNC-with-events stream (`docs/protocol.md` §4.3), which servers of this
+    /// version serve; the callback runs on this task, so a slow callback only makes the
+    /// server coalesce its updates, never slows a transfer.
+    pub async fn sync_with_progress(
+        &self,
+        peer_requests: Vec<PeerRequest>,
+        mut on_event: impl FnMut(ProgressEvent),
+    ) -> Result<DetailedReport> {
+        let request = SyncRequest::new(peer_requests)?;
+        let expected = request.peer_requests().len();
+        let mut bytes = Vec::with_capacity(request.encoded_len());
+        request.encode_with_events(&mut bytes)?;
+        let (mut send, recv) = self.connection.open_bi().await?;
+        send.write_message(&bytes, self.timeout).await?;
+        // Events and the report come as long as the transfers take: no idle timeout.
+        let mut reader = MessageReader::for_reply(recv, MAX_REPORT);
+        let mut report = DetailedReport::default();
+        loop {
+            match reader.expect(SyncEvent::decode).await? {
+                SyncEvent::Progress(progress) => on_event(ProgressEvent::Progress(progress)),
+                SyncEvent::Object(object) => on_event(ProgressEvent::Object(object)),
+                SyncEvent::PeerReport {
+                    index,
+                    report: peer,
+                } => {
+                    if index as usize != report.peer_reports.len() || index as usize >= expected {
+                        return Err(Error::Protocol(format!(
+                            "peer report {index} out of order (expected {} of {expected})",
+                            report.peer_reports.len()
+                        )));
+                    }
+                    report.peer_reports.push(peer);
+                }
+                SyncEvent::End { peer_request_count } => {
+                    if peer_request_count as usize != expected
+                        || report.peer_reports.len() != expected
+                    {
+                        return Err(Error::Protocol(format!(
+                            "the report has {} of {expected} peer reports (end says {peer_request_count})",
+                            report.peer_reports.len()
+                        )));
+                    }
+                    break;
+                }
+            }
+        }
+        let (mut recv, read_ahead) = reader.into_parts();
         let extra = recv
             .read_end_of_stream(self.timeout.min(Duration::from_secs(2)))
             .await;

@@ -28,7 +28,7 @@ pub const FAMILY_IPV6: u8 = 0x06;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The first byte of a QUIC stream is not a known stream kind.
-    #[error("unknown stream kind {byte:#04x} (expected 0x01 SYNC or 0x02 OBJECT)")]
+    #[error("unknown stream kind {byte:#04x} (expected 0x01 SYNC, 0x02 OBJECT or 0x03 SYNC with events)")]
     UnknownStreamKind {
         /// The byte found.
         byte: u8,
@@ -97,6 +97,23 @@ pub enum DecodeError {
         /// The declared data size.
         data_size: u64,
     },
+    /// A message of a SYNC-with-events reply starts with an undefined tag.
+    #[error("unknown SYNC event tag {byte:#04x} (expected 0x01 progress, 0x02 object, 0x03 peer report or 0x04 end)")]
+    UnknownEventTag {
+        /// The byte found.
+        byte: u8,
+    },
+    /// An object event's state byte is not 0x01 started, 0x02 arrived or 0x03 failed.
+    #[error(
+        "unknown object state {byte:#04x} (expected 0x01 started, 0x02 arrived or 0x03 failed)"
+    )]
+    UnknownObjectState {
+        /// The byte found.
+        byte: u8,
+    },
+    /// A reason text is not UTF-8.
+    #[error("a reason text is not UTF-8")]
+    ReasonNotUtf8,
     /// A count or size breaks a protocol limit, or an ID repeats.
     #[error(transparent)]
     Limit(#[from] LimitError),
@@ -153,6 +170,14 @@ pub enum EncodeError {
         offset: u64,
         /// The data size given.
         data_size: u64,
+    },
+    /// A reason text longer than its one-byte length can say.
+    #[error(
+        "a reason text of {len} bytes is longer than 255 bytes (use Reason::new, which cuts it)"
+    )]
+    ReasonTooLong {
+        /// Its length.
+        len: usize,
     },
     /// A count does not fit the format's count field (only reachable past the limits).
     #[error("a count of {count} does not fit its field")]

@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod events;
 pub mod exchange;
 pub mod grammar;
 pub mod legacy;

@@ -10,6 +10,9 @@
 //!
 //! - **SYNC stream** (`0x01`, client → server): [`SyncRequest`] ⇒, ⇐ [`SyncReport`] once every
 //!   peer request has finished.
+//! - **SYNC with events** (`0x03`, client → server): the same [`SyncRequest`] with first
+//!   byte `0x03` ⇒, ⇐ progress events then a detailed report
+//!   ([`events::SyncEvent`](crate::events::SyncEvent)).
 //! - **OBJECT stream** (`0x02`, puller → holder; one object per stream): [`ObjectRequest`] ⇒,
 //!   ⇐ [`ObjectHeader`], ⇐ metadata bytes, ⇐ data bytes (from the header's offset), ⇐
 //!   [`DigestTrailer`] if requested, ⇒ [`Ack`], and for TAKE ⇐ [`DeleteResult`]. After an
@@ -40,6 +43,8 @@ pub enum StreamKind {
     Sync,
     /// 0x02: one object (puller → holder).
     Object,
+    /// 0x03: a SYNC whose reply is progress events then a detailed report (client → server).
+    SyncWithEvents,
 }
 
 impl StreamKind {
@@ -48,6 +53,7 @@ impl StreamKind {
         match self {
             StreamKind::Sync => 0x01,
             StreamKind::Object => 0x02,
+            StreamKind::SyncWithEvents => 0x03,
         }
     }
 
@@ -59,6 +65,7 @@ impl StreamKind {
             None => Ok(None),
             Some(0x01) => Ok(Some(StreamKind::Sync)),
             Some(0x02) => Ok(Some(StreamKind::Object)),
+            Some(0x03) => Ok(Some(StreamKind::SyncWithEvents)),
             Some(&byte) => Err(DecodeError::UnknownStreamKind { byte }),
         }
     }
@@ -74,6 +81,7 @@ fn expect_kind(reader: &mut Reader<'_>, kind: StreamKind) -> Result<(), Stop> {
             expected: match kind {
                 StreamKind::Sync => "a SYNC stream (0x01)",
                 StreamKind::Object => "an OBJECT stream (0x02)",
+                StreamKind::SyncWithEvents => "a SYNC-with-events stream (0x03)",
             },
             found,
         },
@@ -88,6 +96,8 @@ pub enum StreamRequest {
     Sync(SyncRequest),
     /// An OBJECT stream's request.
     Object(ObjectRequest),
+    /// A SYNC-with-events stream's request (the same request; another reply).
+    SyncWithEvents(SyncRequest),
 }
 
 impl StreamRequest {
@@ -101,6 +111,8 @@ impl StreamRequest {
             Some(StreamKind::Object) => {
                 Ok(ObjectRequest::decode(buf)?.map(|(m, n)| (StreamRequest::Object(m), n)))
             }
+            Some(StreamKind::SyncWithEvents) => Ok(SyncRequest::decode_with_events(buf)?
+                .map(|(m, n)| (StreamRequest::SyncWithEvents(m), n))),
         }
     }
 
@@ -109,6 +121,7 @@ impl StreamRequest {
         match self {
             StreamRequest::Sync(m) => m.encode(out),
             StreamRequest::Object(m) => m.encode(out),
+            StreamRequest::SyncWithEvents(m) => m.encode_with_events(out),
         }
     }
 }
@@ -164,7 +177,16 @@ impl SyncRequest {
 
     /// Appends the encoding (the request is valid by construction; `Result` for symmetry).
     pub fn encode<B: BufMut>(&self, out: &mut B) -> Result<(), EncodeError> {
-        out.put_u8(StreamKind::Sync.code());
+        self.encode_as(StreamKind::Sync, out)
+    }
+
+    /// Appends the encoding as a SYNC-with-events stream (first byte 0x03, the rest the same).
+    pub fn encode_with_events<B: BufMut>(&self, out: &mut B) -> Result<(), EncodeError> {
+        self.encode_as(StreamKind::SyncWithEvents, out)
+    }
+
+    fn encode_as<B: BufMut>(&self, kind: StreamKind, out: &mut B) -> Result<(), EncodeError> {
+        out.put_u8(kind.code());
         out.put_u32_le(count_u32(self.peer_requests.len())?);
         for peer_request in &self.peer_requests {
             out.put_u8(peer_request.kind().code());
@@ -184,7 +206,7 @@ impl SyncRequest {
     /// `None` if the bytes are not a SYNC stream or the count has not arrived.
     pub fn declared_peer_request_count(buf: &[u8]) -> Option<u32> {
         match buf {
-            [0x01, a, b, c, d, ..] => Some(u32::from_le_bytes([*a, *b, *c, *d])),
+            [0x01 | 0x03, a, b, c, d, ..] => Some(u32::from_le_bytes([*a, *b, *c, *d])),
             _ => None,
         }
     }
@@ -195,13 +217,18 @@ impl SyncRequest {
     /// family and count), so a partial frame costs O(peer requests) per call rather than
     /// O(IDs); the second builds the request once the whole frame is buffered.
     pub fn decode(buf: &[u8]) -> Result<Option<(Self, usize)>, DecodeError> {
-        finish(Self::decode_inner(buf))
+        finish(Self::decode_inner(buf, StreamKind::Sync))
     }
 
-    fn decode_inner(buf: &[u8]) -> Result<(Self, usize), Stop> {
+    /// Decodes a SYNC-with-events request (first byte 0x03; otherwise as [`decode`](Self::decode)).
+    pub fn decode_with_events(buf: &[u8]) -> Result<Option<(Self, usize)>, DecodeError> {
+        finish(Self::decode_inner(buf, StreamKind::SyncWithEvents))
+    }
+
+    fn decode_inner(buf: &[u8], kind: StreamKind) -> Result<(Self, usize), Stop> {
         // Pass 1: is the whole frame here, and is its shape valid?
         let mut walk = Reader::new(buf);
-        expect_kind(&mut walk, StreamKind::Sync)?;
+        expect_kind(&mut walk, kind)?;
         let count = walk.u32()?;
         check_peer_request_count(u64::from(count))?;
         for index in 0..count as usize {
@@ -215,7 +242,7 @@ impl SyncRequest {
 
         // Pass 2: build it. Counts are within limits and their bytes are buffered.
         let mut read = Reader::new(buf.get(..len).ok_or(Stop::NeedMore)?);
-        expect_kind(&mut read, StreamKind::Sync)?;
+        expect_kind(&mut read, kind)?;
         let count = read.u32()? as usize;
         let mut peer_requests =
             Vec::with_capacity(count.min(MAX_PEER_REQUESTS).min(len / MIN_PEER_REQUEST_LEN));

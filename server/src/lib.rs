@@ -27,10 +27,13 @@ pub mod listener;
 pub mod node;
 pub mod options;
 pub mod prefault;
+pub mod progress;
 pub mod puller;
+pub mod reasons;
 pub mod send_order;
 pub mod shutdown;
 pub mod sync;
+pub mod sync_events;
 
 use std::sync::Arc;
 use std::time::Duration;

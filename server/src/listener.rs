@@ -21,6 +21,7 @@ use crate::node::Node;
 use crate::send_order::{self, SendOrder, Ticket};
 use crate::shutdown::Phase;
 use crate::sync::run_sync;
+use crate::sync_events::{is_sync_with_events, serve_sync_with_events, write_refusal};
 
 /// Accepts connections until shutdown begins.
 pub async fn accept_loop<S: ObjectStore>(node: Arc<Node<S>>, endpoint: Endpoint) {
@@ -145,6 +146,23 @@ async fn serve_exchange<S: ObjectStore>(
                     _ = node.shutdown.reached(Phase::Aborting) => Err(ServeError::ShuttingDown),
                 }
             }
+            Ok(Some(StreamRequest::SyncWithEvents(request))) => {
+                drop(ticket.take());
+                let span = info_span!("sync", client = %who, events = true);
+                let _transfer = node.shutdown.transfer();
+                let sync = serve_sync_with_events(
+                    &node,
+                    request,
+                    who.clone(),
+                    connection.remote_addr(),
+                    &mut send,
+                )
+                .instrument(span);
+                tokio::select! {
+                    done = sync => done,
+                    _ = node.shutdown.reached(Phase::Aborting) => Err(ServeError::ShuttingDown),
+                }
+            }
             Err(error) => Err(error.into()),
         };
         if let Err(error) = result {
@@ -152,7 +170,11 @@ async fn serve_exchange<S: ObjectStore>(
                 // A well-formed SYNC that breaks a rule with a documented code (a duplicate ID:
                 // 0x80): answer it with that code for every peer request, then end the stream.
                 warn!(%error, "refusing SYNC");
-                let _ = write_report(&mut send, &report, node.idle_timeout).await;
+                let _ = if is_sync_with_events(reader.buffered()) {
+                    write_refusal(&mut send, &report, node.idle_timeout).await
+                } else {
+                    write_report(&mut send, &report, node.idle_timeout).await
+                };
                 return;
             }
             if error.is_malformed() {

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use plasma_store::digest::Digester;
 use plasma_store::{NewObject, ObjectStore};
+use plasma_stream_protocol::events::{DetailedOutcome, Reason, ReasonCode};
 use plasma_stream_protocol::exchange::{ExchangeError, ObjectPull};
-use plasma_stream_protocol::wire::ObjectOutcome;
 use plasma_stream_protocol::{ObjectId, Status, TransferKind};
 use plasma_stream_transport::Connection;
 use stream::pull::{self, PullError, Pulling, Started};
@@ -31,6 +31,8 @@ use crate::access::Right;
 use crate::error::local_store_status;
 use crate::node::{store_id, Node};
 use crate::options::Prefault;
+use crate::progress::ObjectTrack;
+use crate::reasons;
 use crate::shutdown::Phase;
 
 /// Longest wait between two attempts, whatever the backoff doubled to.
@@ -68,12 +70,23 @@ impl RetryPolicy {
     }
 }
 
-/// Why a peer cannot serve this pull at all (every object of the peer request gets it).
+/// Why a peer cannot serve a pull at all (every object of the peer request gets it).
+#[derive(Debug, Clone)]
+pub struct Unusable {
+    /// The documented status.
+    pub status: Status,
+    /// Why, finer.
+    pub reason: Reason,
+    /// Dials made.
+    pub attempts: u32,
+}
+
+/// The pooled connection to the holder, dialled with retries, or why it cannot be used.
 pub async fn connect_holder<S: ObjectStore>(
     node: &Node<S>,
     peer: SocketAddr,
     sync_dials: &Semaphore,
-) -> Result<Connection, Status> {
+) -> Result<Connection, Unusable> {
     let mut retry = 0;
     loop {
         // A permit of the SYNC's and of the server's dial budgets for each attempt, not held
@@ -84,10 +97,22 @@ pub async fn connect_holder<S: ObjectStore>(
                 node.endpoint.pooled(peer).await
             }
             // Closed semaphores: never closed; treat as the server going away.
-            _ => return Err(Status::PeerConnectionFailed),
+            _ => {
+                return Err(Unusable {
+                    status: Status::PeerConnectionFailed,
+                    reason: Reason::new(ReasonCode::ShuttingDown, "this server is shutting down"),
+                    attempts: retry + 1,
+                })
+            }
         };
         match dialled {
-            Ok(connection) => return check_holder(node, connection),
+            Ok(connection) => {
+                return check_holder(node, connection).map_err(|(status, reason)| Unusable {
+                    status,
+                    reason,
+                    attempts: retry + 1,
+                })
+            }
             Err(error) if retry < node.retry.retries => {
                 retry += 1;
                 let delay = node.retry.delay(retry);
@@ -96,7 +121,11 @@ pub async fn connect_holder<S: ObjectStore>(
             }
             Err(error) => {
                 warn!(%peer, %error, attempts = retry + 1, "cannot connect to the peer");
-                return Err(Status::PeerConnectionFailed);
+                return Err(Unusable {
+                    status: Status::PeerConnectionFailed,
+                    reason: reasons::transport(&error),
+                    attempts: retry + 1,
+                });
             }
         }
     }
@@ -105,39 +134,61 @@ pub async fn connect_holder<S: ObjectStore>(
 /// The peer must not be this server, and must hold the `hold` right (a client's certificate,
 /// or any identity without it, must not plant objects here). Checked on every (re)connection:
 /// a restarted peer may present another certificate.
-fn check_holder<S>(node: &Node<S>, connection: Connection) -> Result<Connection, Status> {
+fn check_holder<S>(node: &Node<S>, connection: Connection) -> Result<Connection, (Status, Reason)> {
     if connection.peer_fingerprint() == Some(node.fingerprint) {
         warn!("refusing a peer request whose peer is this server (same certificate)");
-        return Err(Status::PeerConnectionFailed);
+        return Err((
+            Status::PeerConnectionFailed,
+            Reason::new(
+                ReasonCode::PeerIsSelf,
+                "the peer is this server (same certificate)",
+            ),
+        ));
     }
     let holder = node.who(&connection);
     if !node.access().allows(&holder, Right::Hold) {
         warn!(%holder, "refused the peer as a holder: the access policy does not grant `hold`");
-        return Err(Status::NotPermitted);
+        return Err((
+            Status::NotPermitted,
+            Reason::new(
+                ReasonCode::NotPermitted,
+                "the access policy does not grant the peer `hold`",
+            ),
+        ));
     }
     Ok(connection)
 }
 
 /// Pulls one object from `peer` into the local store, starting on `connection`. Always returns
-/// the object's outcome (the documented status and the bytes written into the store).
+/// the object's outcome: the documented status, why, the bytes that arrived (over all
+/// attempts, also on failure), the attempts and the time it took.
 pub async fn pull_object<S: ObjectStore>(
     node: &Node<S>,
     peer: SocketAddr,
     connection: &Connection,
     kind: TransferKind,
-    id: ObjectId,
-) -> ObjectOutcome {
+    track: &mut ObjectTrack,
+) -> DetailedOutcome {
+    let id = track.id();
     let _transfer = node.shutdown.transfer();
     let started = std::time::Instant::now();
-    let outcome = tokio::select! {
-        outcome = pull_with_retries(node, peer, connection.clone(), kind, id) => outcome,
+    let (status, reason) = tokio::select! {
+        outcome = pull_with_retries(node, peer, connection.clone(), kind, id, &mut *track) => outcome,
         // Abort phase: dropping the pull drops (and so aborts) any unsealed object.
         _ = node.shutdown.reached(Phase::Aborting) => {
-            ObjectOutcome { id, status: Status::PeerRequestFailed, bytes_moved: 0 }
+            (Status::PeerRequestFailed, Reason::new(ReasonCode::ShuttingDown, "this server is shutting down"))
         }
     };
-    debug!(object = %id, %kind, %peer, status = %outcome.status,
-        bytes = outcome.bytes_moved, elapsed_ms = started.elapsed().as_millis() as u64, "pulled");
+    let outcome = DetailedOutcome {
+        id,
+        status,
+        reason,
+        bytes_moved: track.arrived(),
+        attempts: track.attempts(),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    debug!(object = %id, %kind, %peer, status = %outcome.status, reason = %outcome.reason,
+        bytes = outcome.bytes_moved, attempts = outcome.attempts, elapsed_ms = outcome.duration_ms, "pulled");
     outcome
 }
 
@@ -152,14 +203,17 @@ struct Partial {
 }
 
 /// How one attempt ended.
+// One value per attempt, moved once: not worth boxing the partial object.
+#[allow(clippy::large_enum_variant)]
 enum Attempt {
-    /// Final: the outcome to report.
-    Done(ObjectOutcome),
-    /// Transient: retry (resuming from `partial`, if any); `status` is what to report if
-    /// no retry is left.
+    /// Final: the status and reason to report.
+    Done(Status, Reason),
+    /// Transient: retry (resuming from `partial`, if any); `status` and `reason` are what to
+    /// report if no retry is left.
     Retry {
         error: String,
         status: Status,
+        reason: Reason,
         partial: Option<Partial>,
     },
     /// The holder's object is not the one we hold part of: start over from 0.
@@ -172,26 +226,37 @@ async fn pull_with_retries<S: ObjectStore>(
     mut connection: Connection,
     kind: TransferKind,
     id: ObjectId,
-) -> ObjectOutcome {
+    track: &mut ObjectTrack,
+) -> (Status, Reason) {
     let mut partial: Option<Partial> = None;
     let mut started_over = false;
     let mut retry = 0;
     loop {
-        let (error, last_status) = match attempt(node, &connection, kind, id, partial.take()).await
+        track.attempt();
+        let (error, last_status, last_reason) = match attempt(
+            node,
+            &connection,
+            kind,
+            id,
+            partial.take(),
+            &mut *track,
+        )
+        .await
         {
-            Attempt::Done(outcome) => {
+            Attempt::Done(status, reason) => {
                 if retry > 0 {
-                    info!(object = %id, status = %outcome.status, attempts = retry + 1, "pulled after retrying");
+                    info!(object = %id, %status, attempts = retry + 1, "pulled after retrying");
                 }
-                return outcome;
+                return (status, reason);
             }
             Attempt::Retry {
                 error,
                 status,
+                reason,
                 partial: kept,
             } => {
                 partial = kept;
-                (error, status)
+                (error, status, reason)
             }
             Attempt::StartOver { error } if !started_over => {
                 // Once: an object that keeps changing under us is not one we can pull.
@@ -201,7 +266,13 @@ async fn pull_with_retries<S: ObjectStore>(
             }
             Attempt::StartOver { error } => {
                 warn!(object = %id, %error, "the holder's object changed again; giving up");
-                return failed(id, Status::PeerRequestFailed);
+                return (
+                    Status::PeerRequestFailed,
+                    Reason::new(
+                        ReasonCode::ObjectChanged,
+                        format!("the peer's object changed twice while we pulled it: {error}"),
+                    ),
+                );
             }
         };
         if retry >= node.retry.retries {
@@ -209,7 +280,7 @@ async fn pull_with_retries<S: ObjectStore>(
             if let Some(partial) = partial {
                 abort(partial.object).await;
             }
-            return failed(id, last_status);
+            return (last_status, last_reason);
         }
         retry += 1;
         // The connection may be dead without knowing it (a peer that restarted cannot reset
@@ -222,11 +293,11 @@ async fn pull_with_retries<S: ObjectStore>(
         match node.endpoint.pooled(peer).await {
             Ok(fresh) => match check_holder(node, fresh) {
                 Ok(fresh) => connection = fresh,
-                Err(status) => {
+                Err(refusal) => {
                     if let Some(partial) = partial {
                         abort(partial.object).await;
                     }
-                    return failed(id, status);
+                    return refusal;
                 }
             },
             // Counts as a failed attempt: the next turn of the loop gives up or waits again
@@ -238,12 +309,14 @@ async fn pull_with_retries<S: ObjectStore>(
     }
 }
 
-fn failed(id: ObjectId, status: Status) -> ObjectOutcome {
-    ObjectOutcome {
-        id,
-        status,
-        bytes_moved: 0,
-    }
+/// A final status whose reason is the status's own.
+fn failed(status: Status) -> Attempt {
+    Attempt::Done(status, reasons::status(status))
+}
+
+/// A final failure caused by `error`.
+fn failed_by(error: &PullError) -> Attempt {
+    Attempt::Done(error.status(), reasons::pull(error))
 }
 
 /// Whether a failure is worth another attempt: the link or the peer failed, not the
@@ -265,6 +338,7 @@ async fn attempt<S: ObjectStore>(
     kind: TransferKind,
     id: ObjectId,
     partial: Option<Partial>,
+    track: &mut ObjectTrack,
 ) -> Attempt {
     // Plain values: a reference to the partial object must not live across an await (its
     // store writer is `Send`, not `Sync`).
@@ -288,6 +362,7 @@ async fn attempt<S: ObjectStore>(
             return Attempt::Retry {
                 error: "a TAKE in progress at the holder claims the object (0x70)".into(),
                 status: Status::BeingDeleted,
+                reason: reasons::status(Status::BeingDeleted),
                 partial,
             }
         }
@@ -295,7 +370,7 @@ async fn attempt<S: ObjectStore>(
             if let Some(partial) = partial {
                 abort(partial.object).await;
             }
-            return Attempt::Done(failed(id, status.as_reported_by_puller()));
+            return failed(status.as_reported_by_puller());
         }
         Err(PullError::Exchange(error @ ExchangeError::ObjectChanged { .. })) => {
             if let Some(partial) = partial {
@@ -309,6 +384,7 @@ async fn attempt<S: ObjectStore>(
             return Attempt::Retry {
                 error: error.to_string(),
                 status: error.status(),
+                reason: reasons::pull(&error),
                 partial,
             }
         }
@@ -317,10 +393,11 @@ async fn attempt<S: ObjectStore>(
             if let Some(partial) = partial {
                 abort(partial.object).await;
             }
-            return Attempt::Done(failed(id, error.status()));
+            return failed_by(&error);
         }
     };
     let body = pulling.body();
+    track.started(body.data_size + body.metadata_size);
     let mut partial = match partial {
         // The holder honoured the resume, or started over (offset 0) on the same object
         // (its sizes were checked against ours): either way, continue in the object we have.
@@ -342,7 +419,7 @@ async fn attempt<S: ObjectStore>(
             Err(status) => {
                 // Tell the holder (a TAKE keeps its copy), then drop the exchange.
                 pulling.give_up(status).await;
-                return Attempt::Done(failed(id, status));
+                return failed(status);
             }
         },
     };
@@ -350,19 +427,20 @@ async fn attempt<S: ObjectStore>(
         crate::prefault::populate_in_background(partial.object.data_mut());
     }
 
-    let received = receive_body(&mut pulling, &mut partial, node.prefault).await;
+    let received = receive_body(&mut pulling, &mut partial, node.prefault, track).await;
     if let Err(error) = received {
         let peer = connection.remote_addr();
         if is_transient(&error) {
             return Attempt::Retry {
                 error: error.to_string(),
                 status: error.status(),
+                reason: reasons::pull(&error),
                 partial: Some(partial),
             };
         }
         warn!(object = %id, %peer, %error, "receiving the object failed; aborting it");
         abort(partial.object).await;
-        return Attempt::Done(failed(id, error.status()));
+        return failed_by(&error);
     }
     let Partial {
         mut object,
@@ -388,7 +466,13 @@ async fn attempt<S: ObjectStore>(
     if let Err(error) = object.seal(digest).await {
         warn!(object = %id, %error, "sealing failed");
         let _ = pulling.finish(Status::StoreError).await;
-        return Attempt::Done(failed(id, Status::StoreError));
+        return Attempt::Done(
+            Status::StoreError,
+            Reason::new(
+                ReasonCode::LocalStoreError,
+                format!("sealing in the local store failed: {error}"),
+            ),
+        );
     }
     match pulling.finish(Status::Success).await {
         Ok(Some(status)) if !status.is_success() => {
@@ -398,11 +482,7 @@ async fn attempt<S: ObjectStore>(
         // The object is sealed here; without our Ack a TAKE's holder keeps its copy.
         Err(error) => warn!(object = %id, %error, "acknowledgement or delete result failed"),
     }
-    Attempt::Done(ObjectOutcome {
-        id,
-        status: Status::Success,
-        bytes_moved: body.data_size + body.metadata_size,
-    })
+    Attempt::Done(Status::Success, Reason::none())
 }
 
 /// Creates the object in the local store. Without `--evict-for-incoming` the store may not
@@ -438,8 +518,10 @@ async fn receive_body(
     pulling: &mut Pulling,
     partial: &mut Partial,
     prefault: Prefault,
+    track: &mut ObjectTrack,
 ) -> Result<(), PullError> {
     pulling.read_metadata(partial.object.metadata_mut()).await?;
+    track.received(partial.metadata_size);
     let offset = usize::try_from(partial.data_received).unwrap_or(usize::MAX);
     let Partial {
         object,
@@ -457,6 +539,7 @@ async fn receive_body(
         .read_data_prepared(target, prepare, |chunk| {
             digester.update(chunk);
             *data_received += chunk.len() as u64;
+            track.received(chunk.len() as u64);
         })
         .await;
     result

@@ -13,8 +13,11 @@ use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
 use plasma_store::ObjectStore;
+use plasma_stream_protocol::events::{
+    DetailedOutcome, DetailedPeerReport, DetailedReport, Reason, ReasonCode,
+};
 use plasma_stream_protocol::exchange::policy;
-use plasma_stream_protocol::wire::{ObjectOutcome, PeerReport, SyncReport, SyncRequest};
+use plasma_stream_protocol::wire::{SyncReport, SyncRequest};
 use plasma_stream_protocol::{ObjectId, PeerRequest, Status, TransferKind};
 use plasma_stream_transport::Connection;
 use tokio::sync::Semaphore;
@@ -23,33 +26,65 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::access::{Right, Who};
 use crate::inflight::Claim;
 use crate::node::{store_id, Node};
-use crate::puller::{connect_holder, pull_object};
+use crate::progress::{ObjectTrack, SyncProgress};
+use crate::puller::{connect_holder, pull_object, Unusable};
+use crate::reasons;
 
 /// One object of a peer request, before it moves.
 enum Pending {
     /// Already decided (0x80, 0x81, 0x60...).
-    Done(ObjectOutcome),
+    Done(DetailedOutcome),
     /// Claimed as receiving; to be pulled.
     ToPull(Claim),
+}
+
+/// An outcome decided without pulling (no attempt, no bytes).
+fn decided(id: ObjectId, status: Status, reason: Reason) -> DetailedOutcome {
+    DetailedOutcome {
+        id,
+        status,
+        reason,
+        bytes_moved: 0,
+        attempts: 0,
+        duration_ms: 0,
+    }
 }
 
 /// Dials one SYNC may have in progress at once (the server has `--max-dials` for all).
 const DIALS_PER_SYNC: usize = 16;
 
-/// Executes a SYNC and returns its report (one entry per peer request, in request order).
+/// Executes a SYNC and returns its plain report (the `0x01` SYNC stream's and the legacy
+/// format's): one entry per peer request, in request order.
 pub async fn run_sync<S: ObjectStore>(
     node: &Arc<Node<S>>,
     request: SyncRequest,
     client: Who,
     client_addr: std::net::SocketAddr,
 ) -> SyncReport {
+    let progress = SyncProgress::new(
+        request.peer_requests().iter().map(|p| p.objects().len()),
+        false,
+    );
+    run_sync_detailed(node, request, client, client_addr, &progress)
+        .await
+        .to_plain()
+}
+
+/// Executes a SYNC, counting its progress in `progress`, and returns its detailed report.
+pub async fn run_sync_detailed<S: ObjectStore>(
+    node: &Arc<Node<S>>,
+    request: SyncRequest,
+    client: Who,
+    client_addr: std::net::SocketAddr,
+    progress: &Arc<SyncProgress>,
+) -> DetailedReport {
     let peer_count = request.peer_requests().len();
     let objects = request.object_count();
     info!(peer_requests = peer_count, objects, %client, "SYNC");
     let access = node.access();
     if !access.allows(&client, Right::Sync) {
         warn!(%client, "refused SYNC: the access policy does not grant `sync`");
-        return SyncReport::refused(peer_count, Status::NotPermitted);
+        return DetailedReport::refused(peer_count, Status::NotPermitted);
     }
     let may_take = access.allows(&client, Right::SyncTake);
 
@@ -69,12 +104,12 @@ pub async fn run_sync<S: ObjectStore>(
             who: client.clone(),
             addr: client_addr,
         };
-        run_peer_request(node.clone(), peer_request, pending, may_take, asker, &sync_dials)
+        run_peer_request(node.clone(), peer_request, pending, may_take, asker, &sync_dials, progress, index)
             .instrument(span)
     });
     let started = std::time::Instant::now();
     let peer_reports = futures_util::future::join_all(reports).await;
-    let report = SyncReport { peer_reports };
+    let report = DetailedReport { peer_reports };
     let outcomes = report.peer_reports.iter().flat_map(|p| &p.objects);
     let arrived = outcomes.clone().filter(|o| o.status.is_success()).count();
     let bytes: u64 = outcomes.map(|o| o.bytes_moved).sum();
@@ -99,11 +134,11 @@ fn prepare<S>(node: &Node<S>, peer_request: &PeerRequest) -> Vec<Pending> {
         .iter()
         .map(|&id| match node.receiving.claim(id) {
             Some(claim) => Pending::ToPull(claim),
-            None => Pending::Done(ObjectOutcome {
+            None => Pending::Done(decided(
                 id,
-                status: Status::AlreadyReceiving,
-                bytes_moved: 0,
-            }),
+                Status::AlreadyReceiving,
+                reasons::status(Status::AlreadyReceiving),
+            )),
         })
         .collect()
 }
@@ -116,18 +151,15 @@ async fn check_and_pull<S: ObjectStore>(
     connection: &Connection,
     kind: TransferKind,
     claim: Claim,
-) -> ObjectOutcome {
+    mut track: ObjectTrack,
+) -> DetailedOutcome {
     let id = claim.id();
-    let done = |status| ObjectOutcome {
-        id,
-        status,
-        bytes_moved: 0,
-    };
     let outcome = match already_here(node, id).await {
-        Some(status) => done(status),
-        None => pull_object(node, peer, connection, kind, id).await,
+        Some(status) => decided(id, status, reasons::status(status)),
+        None => pull_object(node, peer, connection, kind, &mut track).await,
     };
     drop(claim);
+    track.finished(outcome.status.is_success());
     outcome
 }
 
@@ -140,42 +172,62 @@ async fn already_here<S: ObjectStore>(node: &Node<S>, id: ObjectId) -> Option<St
 }
 
 /// The outcomes already decided (every entry is `Done`).
-fn done_outcomes(pending: Vec<Pending>) -> Vec<ObjectOutcome> {
+fn done_outcomes(
+    pending: Vec<Pending>,
+    progress: &Arc<SyncProgress>,
+    peer_index: usize,
+) -> Vec<DetailedOutcome> {
     pending
         .into_iter()
         .filter_map(|p| match p {
             Pending::Done(outcome) => Some(outcome),
             Pending::ToPull(_) => None,
         })
+        .inspect(|outcome| progress.object(peer_index, outcome.id).finished(false))
         .collect()
 }
 
 /// When the peer cannot be used: objects already here still get 0x81 (that check comes
-/// before connecting, as documented), the others `status`.
+/// before connecting, as documented), the others the unusable peer's status and reason.
 async fn fail_remaining<S: ObjectStore>(
     node: &Node<S>,
     pending: Vec<Pending>,
-    status: Status,
-) -> PeerReport {
+    unusable: Unusable,
+    progress: &Arc<SyncProgress>,
+    peer_index: usize,
+) -> DetailedPeerReport {
     let mut outcomes = Vec::with_capacity(pending.len());
     for p in pending {
-        outcomes.push(match p {
+        let outcome = match p {
             Pending::Done(outcome) => outcome,
             Pending::ToPull(claim) => {
                 let id = claim.id();
-                let status = match already_here(node, id).await {
-                    Some(Status::AlreadyInStore) => Status::AlreadyInStore,
-                    _ => status,
-                };
-                ObjectOutcome {
-                    id,
-                    status,
-                    bytes_moved: 0,
+                match already_here(node, id).await {
+                    Some(Status::AlreadyInStore) => decided(
+                        id,
+                        Status::AlreadyInStore,
+                        reasons::status(Status::AlreadyInStore),
+                    ),
+                    _ => DetailedOutcome {
+                        attempts: unusable.attempts,
+                        ..decided(id, unusable.status, unusable.reason.clone())
+                    },
                 }
             }
-        });
+        };
+        progress.object(peer_index, outcome.id).finished(false);
+        outcomes.push(outcome);
     }
-    PeerReport::from_outcomes(outcomes)
+    DetailedPeerReport::from_outcomes(outcomes)
+}
+
+/// A peer refused before any dial (no attempt made).
+fn refused(status: Status, code: ReasonCode, text: &str) -> Unusable {
+    Unusable {
+        status,
+        reason: Reason::new(code, text),
+        attempts: 0,
+    }
 }
 
 /// The client of a SYNC, for the audit line of each TAKE it asks for.
@@ -185,6 +237,7 @@ struct Asker {
     addr: std::net::SocketAddr,
 }
 
+#[allow(clippy::too_many_arguments)] // one peer request's whole context, passed once
 async fn run_peer_request<S: ObjectStore>(
     node: Arc<Node<S>>,
     peer_request: PeerRequest,
@@ -192,25 +245,42 @@ async fn run_peer_request<S: ObjectStore>(
     may_take: bool,
     asker: Asker,
     sync_dials: &Semaphore,
-) -> PeerReport {
+    progress: &Arc<SyncProgress>,
+    peer_index: usize,
+) -> DetailedPeerReport {
     let (kind, peer, _) = peer_request.into_parts();
     if !pending.iter().any(|p| matches!(p, Pending::ToPull(_))) {
-        return PeerReport::from_outcomes(done_outcomes(pending));
+        return DetailedPeerReport::from_outcomes(done_outcomes(pending, progress, peer_index));
     }
-    if kind == TransferKind::Take && !may_take {
+    let unusable = if kind == TransferKind::Take && !may_take {
         // This server would TAKE in its own name: only for a client trusted to ask for that.
         warn!("refused a TAKE peer request: the client lacks `sync-take`");
-        return fail_remaining(&node, pending, Status::NotPermitted).await;
-    }
-    if !node.peer_allowed(peer) {
+        Some(refused(
+            Status::NotPermitted,
+            ReasonCode::NotPermitted,
+            "the access policy does not grant this client `sync-take`",
+        ))
+    } else if !node.peer_allowed(peer) {
         // Checked before any dial: a SYNC must not make this server connect (or even send a
         // UDP Initial) to a host outside the networks the operator allowed.
         warn!(%peer, "refused a peer request: the peer is outside --peer-allow; not dialled");
-        return fail_remaining(&node, pending, Status::NotPermitted).await;
-    }
-    if node.is_own_address(peer) {
+        Some(refused(
+            Status::NotPermitted,
+            ReasonCode::PeerNotAllowed,
+            "the peer is outside --peer-allow; not dialled",
+        ))
+    } else if node.is_own_address(peer) {
         warn!("refusing a peer request whose peer is this server");
-        return fail_remaining(&node, pending, Status::PeerConnectionFailed).await;
+        Some(refused(
+            Status::PeerConnectionFailed,
+            ReasonCode::PeerIsSelf,
+            "the peer is this server",
+        ))
+    } else {
+        None
+    };
+    if let Some(unusable) = unusable {
+        return fail_remaining(&node, pending, unusable, progress, peer_index).await;
     }
     if kind == TransferKind::Take {
         // The audit trail of a deletion: the holder logs "deleted by TAKE" with this
@@ -226,7 +296,9 @@ async fn run_peer_request<S: ObjectStore>(
     }
     let connection = match connect_holder(&node, peer, sync_dials).await {
         Ok(connection) => connection,
-        Err(status) => return fail_remaining(&node, pending, status).await,
+        Err(unusable) => {
+            return fail_remaining(&node, pending, unusable, progress, peer_index).await
+        }
     };
 
     let total = pending.len();
@@ -236,23 +308,30 @@ async fn run_peer_request<S: ObjectStore>(
             let connection = &connection;
             async move {
                 let outcome = match pending {
-                    Pending::Done(outcome) => outcome,
+                    Pending::Done(outcome) => {
+                        progress.object(peer_index, outcome.id).finished(false);
+                        outcome
+                    }
                     Pending::ToPull(claim) => {
-                        check_and_pull(node, peer, connection, kind, claim).await
+                        let track = progress.object(peer_index, claim.id());
+                        let span = info_span!("object", object = %claim.id());
+                        check_and_pull(node, peer, connection, kind, claim, track)
+                            .instrument(span)
+                            .await
                     }
                 };
                 (index, outcome)
             }
         })
         .buffer_unordered(node.streams_per_peer.max(1));
-    let mut outcomes: Vec<Option<ObjectOutcome>> = vec![None; total];
+    let mut outcomes: Vec<Option<DetailedOutcome>> = vec![None; total];
     let mut pulls = std::pin::pin!(pulls);
     while let Some((index, outcome)) = pulls.next().await {
         if let Some(slot) = outcomes.get_mut(index) {
             *slot = Some(outcome);
         }
     }
-    let report = PeerReport::from_outcomes(outcomes.into_iter().flatten().collect());
+    let report = DetailedPeerReport::from_outcomes(outcomes.into_iter().flatten().collect());
     info!(status = %report.status, objects = total, "peer request done");
     report
 }

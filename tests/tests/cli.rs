@@ -59,10 +59,21 @@ fn script_on_stdin_and_multi_peer_sync() {
     let output = cli(destination.addr, &["--json"], Some(&script));
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    // Progress event lines come before each report; one report line per command.
+    let reports: Vec<_> = stdout
+        .lines()
+        .filter(|l| l.contains("\"event\":\"report\""))
+        .collect();
+    assert_eq!(reports.len(), 2, "{stdout}");
     assert!(
-        stdout.lines().all(|l| l.contains("\"success\":true")),
+        reports.iter().all(|l| l.contains("\"success\":true")),
         "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .all(|l| l.starts_with("{\"") && l.contains("\"event\":")),
+        "every line is one JSON event: {stdout}"
     );
     let mut store = destination.store();
     verify(&mut store, a, 10, 0);
@@ -479,6 +490,88 @@ fn ctrl_c_of_one_command_is_exit_130_and_says_the_server_goes_on() {
     assert!(
         stderr.contains("interrupted: the server may still be completing the SYNC")
             && stderr.contains("not available yet"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn json_prints_event_lines_then_the_report() {
+    let source = Server::embedded(48 * MIB);
+    let destination = Server::embedded(48 * MIB);
+    let a = oid(35, 1);
+    put(&mut source.store(), a, 16 * MIB, 4);
+    let from = source.addr.to_string();
+    let output = cli(
+        destination.addr,
+        &["--json", "COPY", &from, &a.to_string()],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is one JSON object"))
+        .collect();
+    let (report, events) = lines.split_last().expect("some output");
+    assert_eq!(report["event"], "report", "{stdout}");
+    let object = &report["peer_requests"][0]["objects"][0];
+    assert_eq!(object["status"], 0x41);
+    assert_eq!(object["status_text"], "success");
+    assert_eq!(object["reason"], "none");
+    assert_eq!(object["attempts"], 1);
+    assert_eq!(object["bytes"], 16 * MIB + 4);
+    assert!(object["duration_ms"].is_u64(), "{object}");
+    let states: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "object")
+        .map(|e| e["state"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(states, ["started", "arrived"], "{stdout}");
+    let last_total = events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "progress" && e["peer_request"] == "all")
+        .expect("a progress event for the whole SYNC");
+    assert_eq!(last_total["bytes_done"], 16 * MIB + 4, "{stdout}");
+    assert_eq!(last_total["bytes_total"], 16 * MIB + 4, "{stdout}");
+    // Not a terminal: nothing animated, no escape sequences.
+    assert!(!stdout.contains('\u{1b}'), "{stdout}");
+}
+
+#[test]
+fn a_failed_object_line_gives_its_reason_and_quiet_prints_only_failures() {
+    let destination = Server::start(
+        plasma_stream_tests::ServerConfig::embedded(16 * MIB).with_args(&["--retries", "0"]),
+    );
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let id = oid(36, 1).to_string();
+    let output = cli(destination.addr, &["COPY", &dead, &id], None);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(&format!("{id}: failed, 0x90")))
+        .unwrap_or_else(|| panic!("no failed line: {stdout}"));
+    assert!(
+        line.contains("connection refused") || line.contains("timed out"),
+        "{line}"
+    );
+    assert!(line.contains("1 attempt"), "{line}");
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "not a terminal: no bars: {stdout}"
+    );
+
+    let output = cli(destination.addr, &["--quiet", "COPY", &dead, &id], None);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(output.stdout.is_empty(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&id) && stderr.contains("0x90"), "{stderr}");
+    assert!(
+        stderr.contains("connection refused") || stderr.contains("timed out"),
         "{stderr}"
     );
 }

@@ -1,0 +1,186 @@
+//! The SYNC-with-events stream end to end: failed objects' reasons, attempts and bytes in the
+//! detailed report, and progress events during a large transfer.
+
+use std::net::SocketAddr;
+
+use plasma_stream_tests::{
+    client, oid, pinned_client, pinned_config, put, verify, Identities, Server, ServerConfig,
+};
+use stream::{PeerRequest, ProgressEvent, ReasonCode, Status, UNKNOWN_TOTAL, WHOLE_SYNC};
+
+const MIB: u64 = 1 << 20;
+
+/// An address where nothing listens (a port the OS just gave us and took back), on UDP and
+/// TCP.
+fn dead_address() -> SocketAddr {
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = tcp.local_addr().unwrap();
+    drop(tcp);
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_peer_is_reported_with_its_reason_and_attempts() {
+    let destination =
+        Server::start(ServerConfig::embedded(16 * MIB).with_args(&["--retries", "1"]));
+    let id = oid(0x51, 1);
+    let client = client(destination.addr).await;
+    let request = vec![PeerRequest::Copy {
+        from: dead_address(),
+        objects: vec![id],
+    }];
+    let report = client
+        .sync_with_progress(request.clone(), |_| {})
+        .await
+        .unwrap();
+    let peer = &report.peer_reports[0];
+    assert_eq!(peer.status, Status::PeerConnectionFailed, "{report:?}");
+    let object = &peer.objects[0];
+    assert_eq!(object.id, id);
+    assert_eq!(object.status, Status::PeerConnectionFailed);
+    assert!(
+        matches!(
+            object.reason.code,
+            ReasonCode::ConnectionRefused | ReasonCode::TimedOut
+        ),
+        "{object:?}"
+    );
+    let text = object.reason.text.to_lowercase();
+    assert!(
+        text.contains("connection refused") || text.contains("timed out"),
+        "{object:?}"
+    );
+    // --retries 1: the dial was tried twice.
+    assert_eq!(object.attempts, 2, "{object:?}");
+    assert_eq!(object.bytes_moved, 0);
+
+    // The plain SYNC stream still answers the same status, in its old format.
+    let plain = client.sync(request).await.unwrap();
+    assert_eq!(plain.peer_reports[0].status, Status::PeerConnectionFailed);
+    assert_eq!(plain.peer_reports[0].objects[0].id, id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificate_refusals_are_named_on_each_side() {
+    // 0: the destination, 1: the source, 2: the client.
+    let ids = Identities::new(3);
+    let client_fp = ids.fp(2);
+    let id = oid(0x52, 1);
+
+    // The source does not trust the destination: "the peer refused our certificate".
+    let source = Server::start(pinned_config(16 * MIB, ids.dir(1), &[client_fp]));
+    put(&mut source.store(), id, 1000, 0);
+    let destination = Server::start(
+        pinned_config(16 * MIB, ids.dir(0), &[ids.fp(1), client_fp]).with_args(&["--retries", "0"]),
+    );
+    let client = pinned_client(ids.dir(2), &destination).await;
+    let report = client
+        .sync_with_progress(
+            vec![PeerRequest::Copy {
+                from: source.addr,
+                objects: vec![id],
+            }],
+            |_| {},
+        )
+        .await
+        .unwrap();
+    let object = &report.peer_reports[0].objects[0];
+    assert_eq!(object.status, Status::PeerConnectionFailed, "{report:?}");
+    assert_eq!(
+        object.reason.code,
+        ReasonCode::PeerRefusedOurCertificate,
+        "{object:?}"
+    );
+    assert!(
+        object.reason.text.contains("refused our certificate"),
+        "{object:?}"
+    );
+    drop(destination);
+
+    // The destination does not trust the source: "we do not trust the peer's certificate".
+    let destination = Server::start(
+        pinned_config(16 * MIB, ids.dir(0), &[client_fp]).with_args(&["--retries", "0"]),
+    );
+    let client = pinned_client(ids.dir(2), &destination).await;
+    let report = client
+        .sync_with_progress(
+            vec![PeerRequest::Copy {
+                from: source.addr,
+                objects: vec![id],
+            }],
+            |_| {},
+        )
+        .await
+        .unwrap();
+    let object = &report.peer_reports[0].objects[0];
+    assert_eq!(object.status, Status::PeerConnectionFailed, "{report:?}");
+    assert_eq!(
+        object.reason.code,
+        ReasonCode::UntrustedPeerCertificate,
+        "{object:?}"
+    );
+    assert!(object.reason.text.contains("do not trust"), "{object:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_sync_reports_increasing_progress_and_a_final_total() {
+    let source = Server::embedded(160 * MIB);
+    let destination = Server::embedded(160 * MIB);
+    let id = oid(0x53, 1);
+    let size = 64 * MIB;
+    put(&mut source.store(), id, size, 0);
+    let client = client(destination.addr).await;
+    let mut whole = Vec::new();
+    let mut states = Vec::new();
+    let report = client
+        .sync_with_progress(
+            vec![PeerRequest::Copy {
+                from: source.addr,
+                objects: vec![id],
+            }],
+            |event| match event {
+                ProgressEvent::Progress(p) if p.peer_request == WHOLE_SYNC => whole.push(p),
+                ProgressEvent::Progress(_) => {}
+                ProgressEvent::Object(o) => states.push((o.id, o.state)),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    let object = &report.peer_reports[0].objects[0];
+    assert_eq!(object.bytes_moved, size);
+    assert_eq!(object.attempts, 1);
+    assert_eq!(object.reason.code, ReasonCode::None);
+    verify(&mut destination.store(), id, size, 0);
+
+    assert!(whole.len() >= 2, "progress events: {whole:?}");
+    assert!(
+        whole
+            .windows(2)
+            .all(|w| w[0].bytes_done <= w[1].bytes_done && w[0].bytes_done < u64::MAX),
+        "bytes done must never go down: {whole:?}"
+    );
+    assert!(
+        whole
+            .iter()
+            .any(|p| p.bytes_done > 0 && p.bytes_done < size),
+        "no progress seen mid-transfer: {whole:?}"
+    );
+    let last = whole.last().unwrap();
+    assert_eq!(
+        (last.bytes_done, last.bytes_total),
+        (size, size),
+        "{whole:?}"
+    );
+    assert_eq!((last.objects_done, last.objects_total), (1, 1));
+    assert!(whole
+        .iter()
+        .all(|p| p.bytes_total == size || p.bytes_total == UNKNOWN_TOTAL));
+    assert_eq!(
+        states,
+        [
+            (id, stream::ObjectState::Started),
+            (id, stream::ObjectState::Arrived)
+        ]
+    );
+}
