@@ -48,6 +48,7 @@ pub async fn serve_sync_with_events<S: ObjectStore>(
     client_addr: SocketAddr,
     send: &mut SendStream,
 ) -> Result<(), ServeError> {
+    let objects = request.object_count();
     let progress = SyncProgress::new(
         request.peer_requests().iter().map(|p| p.objects().len()),
         true,
@@ -98,7 +99,11 @@ pub async fn serve_sync_with_events<S: ObjectStore>(
             "object events dropped for a slow client (the report has them all)"
         );
     }
-    write_report(send, report, node.idle_timeout).await
+    let written = write_report(send, report, node.idle_timeout).await;
+    if objects > crate::heap::GIVE_BACK_ABOVE_OBJECTS {
+        crate::heap::give_back_freed_memory();
+    }
+    written
 }
 
 /// One batch: the queued object events, then the progress of every peer request (and the

@@ -2,7 +2,7 @@
 //! namespace, once uncut and once with the link cut (every TCP segment, or every UDP packet,
 //! dropped in the namespace) for 2.5 s when half of it has arrived. Prints the time and the
 //! bytes the source's link carried for each, and what a re-send from byte 0 would cost instead
-//! (computed from the uncut run: the half already sent goes again). Needs root, `ip`,
+//! (computed: the cut run plus the first half again, at the uncut run's rate). Needs root, `ip`,
 //! `iptables`; run with release servers:
 //!
 //! `cargo build --release -p plasma-stream-server -p plasma-stream-tests --bins &&
@@ -38,8 +38,9 @@ fn main() {
     let uncut = run(&runtime, size, protocol, false);
     let cut = run(&runtime, size, protocol, true);
     let half = size as f64 / 2.0;
-    let full_resend_seconds = uncut.seconds * 1.5 + OUTAGE.as_secs_f64();
-    let full_resend_bytes = uncut.link_bytes as f64 + half;
+    // The same outage, detection and reconnection as the cut run, plus the first half again.
+    let full_resend_seconds = cut.seconds + uncut.seconds / 2.0;
+    let full_resend_bytes = cut.link_bytes as f64 + half;
     println!(
         "object {:.0} MiB over {protocol:?}, link cut for {:.1} s at 50 %",
         size as f64 / MIB,
