@@ -305,7 +305,9 @@ async fn heavy_a_maximal_sync_has_bounded_memory_and_gives_it_back() {
     const PER_LIST: u32 = 65_536;
     let destination = Server::start(
         plasma_stream_tests::ServerConfig::embedded(16 * MIB)
-            .with_args(&["--peer-allow", "10.255.255.0/24"]),
+            // A debug build under CI load takes minutes over 12.45 M objects: no idle timeout
+            // may end the request or the report meanwhile (memory is what is measured here).
+            .with_args(&["--peer-allow", "10.255.255.0/24", "--stream-timeout", "300"]),
     );
     let pid = destination.process.pid();
     let before = ProcessCost::of(pid);
