@@ -5,18 +5,32 @@ use plasma_stream_certs::{Identity, Trust};
 use plasma_stream_protocol::wire::SyncReport;
 use plasma_stream_protocol::Status;
 use plasma_stream_tests::{oid, put, put_pull_verify, Server};
-use plasma_stream_transport::{Endpoint, TransportConfig};
+use plasma_stream_transport::{Endpoint, TransportConfig, TransportMode};
 use stream::TransferKind;
 use tokio::io::AsyncReadExt;
 
 const MIB: u64 = 1 << 20;
 
-async fn raw_exchange(server: &Server, request: &[u8]) -> Vec<u8> {
+/// A connection of a fresh, untrusted-by-anyone identity to `server` (insecure mode), with
+/// the endpoint that must outlive it: for sending bytes no well-behaved client would.
+async fn raw_connection(
+    server: &Server,
+    mode: TransportMode,
+) -> (Endpoint, plasma_stream_transport::Connection) {
     let identity = Identity::generate(["test"]).unwrap();
-    let endpoint = Endpoint::client(&identity, &Trust::Insecure, TransportConfig::default())
+    let config = TransportConfig {
+        mode,
+        ..TransportConfig::default()
+    };
+    let endpoint = Endpoint::client(&identity, &Trust::Insecure, config)
         .await
         .unwrap();
     let connection = endpoint.connect(server.addr).await.unwrap();
+    (endpoint, connection)
+}
+
+async fn raw_exchange(server: &Server, request: &[u8]) -> Vec<u8> {
+    let (_endpoint, connection) = raw_connection(server, TransportMode::Auto).await;
     let (mut send, mut recv) = connection.open_bi().await.unwrap();
     send.write_all_bytes(request).await.unwrap();
     send.finish().await.unwrap();
@@ -83,11 +97,7 @@ async fn a_request_trickled_within_the_idle_timeout_is_dropped_at_its_deadline()
     );
     let id = oid(62, 1);
     put(&mut source.store(), id, 10, 0);
-    let identity = Identity::generate(["test"]).unwrap();
-    let endpoint = Endpoint::client(&identity, &Trust::Insecure, TransportConfig::default())
-        .await
-        .unwrap();
-    let connection = endpoint.connect(destination.addr).await.unwrap();
+    let (_endpoint, connection) = raw_connection(&destination, TransportMode::Auto).await;
     let (mut send, mut recv) = connection.open_bi().await.unwrap();
     let request = sync_bytes(source.addr, &[id]);
     let started = Instant::now();
@@ -132,15 +142,7 @@ async fn a_request_trickled_within_the_idle_timeout_is_dropped_at_its_deadline()
 async fn a_connection_cannot_open_more_than_256_streams_at_once() {
     use std::time::Duration;
     let server = Server::embedded(16 * MIB);
-    let identity = Identity::generate(["test"]).unwrap();
-    let config = TransportConfig {
-        mode: plasma_stream_transport::TransportMode::Quic,
-        ..TransportConfig::default()
-    };
-    let endpoint = Endpoint::client(&identity, &Trust::Insecure, config)
-        .await
-        .unwrap();
-    let connection = endpoint.connect(server.addr).await.unwrap();
+    let (_endpoint, connection) = raw_connection(&server, TransportMode::Quic).await;
     let mut open = Vec::new();
     for _ in 0..256 {
         let (mut send, recv) = connection.open_bi().await.unwrap();
@@ -181,15 +183,7 @@ async fn an_accepted_connection_lets_little_be_sent_ahead_of_the_server() {
     let holder = Server::start(
         plasma_stream_tests::ServerConfig::embedded(16 * MIB).with_args(&["-t", "5000"]),
     );
-    let identity = Identity::generate(["test"]).unwrap();
-    let config = TransportConfig {
-        mode: plasma_stream_transport::TransportMode::Quic,
-        ..TransportConfig::default()
-    };
-    let endpoint = Endpoint::client(&identity, &Trust::Insecure, config)
-        .await
-        .unwrap();
-    let connection = endpoint.connect(holder.addr).await.unwrap();
+    let (_endpoint, connection) = raw_connection(&holder, TransportMode::Quic).await;
     let (mut send, _recv) = connection.open_bi().await.unwrap();
     let mut request = Vec::new();
     ObjectRequest {
