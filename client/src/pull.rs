@@ -6,7 +6,8 @@
 //! Reads never go past what the machine says comes next, so a TCP socket recycled after the
 //! exchange starts exactly at the next one.
 
-use std::time::Duration;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use plasma_stream_protocol::exchange::{Answer, Body, ExchangeError, ObjectPull, PullRead};
@@ -18,6 +19,49 @@ use plasma_stream_transport::{Connection, RecvStream, SendStream, TransportError
 /// mapping call replaces a thousand page faults, small enough to stay ahead of the bytes by
 /// at most one window.
 pub const DATA_WINDOW: usize = 4 * 1024 * 1024;
+
+/// Least a pull must receive per idle timeout to count as progress (64 KiB per 30 s by
+/// default, ~2 KB/s: far below any working link, far above a trickle meant to hold a stream).
+pub const MIN_PROGRESS: u64 = 64 * 1024;
+
+/// Progress measured over windows of one idle timeout: a holder that keeps a stream alive
+/// with a byte now and then, each within the idle timeout, is stalled all the same. Pure: it is
+/// told the time, so it is tested without clocks or sockets.
+#[derive(Debug)]
+struct ProgressWatch {
+    window: Duration,
+    started: Instant,
+    bytes: u64,
+}
+
+impl ProgressWatch {
+    fn new(window: Duration, now: Instant) -> Self {
+        ProgressWatch {
+            window,
+            started: now,
+            bytes: 0,
+        }
+    }
+
+    /// `bytes` more arrived at `now`; an error once a whole window passed with fewer than
+    /// [`MIN_PROGRESS`] bytes in it.
+    fn on_bytes(&mut self, bytes: u64, now: Instant) -> Result<(), TransportError> {
+        self.bytes += bytes;
+        let elapsed = now.saturating_duration_since(self.started);
+        if elapsed < self.window {
+            return Ok(());
+        }
+        if self.bytes < MIN_PROGRESS {
+            return Err(TransportError::TooSlow {
+                bytes: self.bytes,
+                within: elapsed,
+            });
+        }
+        self.started = now;
+        self.bytes = 0;
+        Ok(())
+    }
+}
 
 /// Why one pull failed.
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +200,7 @@ impl Pulling {
         }
         let read = self
             .recv
-            .read_into(target, self.idle_timeout, |_| {})
+            .read_into(target, self.idle_timeout, |_| ControlFlow::Continue(()))
             .await?;
         self.pull.on_metadata(read)?;
         if read < target.len() {
@@ -192,6 +236,8 @@ impl Pulling {
             .into());
         }
         let mut broken = None;
+        let mut too_slow = None;
+        let mut watch = ProgressWatch::new(self.idle_timeout, Instant::now());
         let pull = &mut self.pull;
         for window in target.chunks_mut(DATA_WINDOW) {
             prepare(window);
@@ -202,9 +248,20 @@ impl Pulling {
                     if broken.is_none() {
                         broken = pull.on_data(piece).err();
                     }
+                    if too_slow.is_none() {
+                        too_slow = watch.on_bytes(piece.len() as u64, Instant::now()).err();
+                    }
+                    if broken.is_some() || too_slow.is_some() {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
                 })
                 .await?;
             if let Some(error) = broken {
+                return Err(error.into());
+            }
+            if let Some(error) = too_slow {
                 return Err(error.into());
             }
             if read < window.len() {
@@ -301,5 +358,53 @@ impl Pulling {
         {
             let _ = self.send.finish().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WINDOW: Duration = Duration::from_secs(2);
+
+    #[test]
+    fn a_trickle_is_stalled_after_one_window() {
+        let start = Instant::now();
+        let mut watch = ProgressWatch::new(WINDOW, start);
+        // 1 KiB every 500 ms: each piece well within any idle timeout.
+        let mut failed = None;
+        for step in 1..=8u32 {
+            if let Err(error) = watch.on_bytes(1024, start + step * Duration::from_millis(500)) {
+                failed = Some((step, error));
+                break;
+            }
+        }
+        let (step, error) = failed.expect("the trickle is stalled");
+        assert_eq!(step, 4, "at the end of the first window");
+        assert!(
+            matches!(error, TransportError::TooSlow { bytes: 4096, within } if within == WINDOW),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn steady_progress_is_never_stalled_even_in_small_pieces() {
+        let start = Instant::now();
+        let mut watch = ProgressWatch::new(WINDOW, start);
+        // 1,200-byte datagrams, 100 per second (~120 KB/s): slow, but progress.
+        for step in 1..=1000u32 {
+            let now = start + step * Duration::from_millis(10);
+            assert!(watch.on_bytes(1200, now).is_ok(), "stalled at step {step}");
+        }
+    }
+
+    #[test]
+    fn each_window_is_judged_on_its_own() {
+        let start = Instant::now();
+        let mut watch = ProgressWatch::new(WINDOW, start);
+        // A fast first window does not pay for a slow second one.
+        assert!(watch.on_bytes(10 * MIN_PROGRESS, start + WINDOW).is_ok());
+        assert!(watch.on_bytes(10, start + WINDOW + WINDOW / 2).is_ok());
+        assert!(watch.on_bytes(10, start + 2 * WINDOW).is_err());
     }
 }

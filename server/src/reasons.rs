@@ -21,6 +21,12 @@ pub fn transport(error: &TransportError) -> Reason {
                 format!("stalled: no progress for {}", seconds(*after)),
             )
         }
+        TransportError::TooSlow { bytes, within } => {
+            return Reason::new(
+                ReasonCode::Stalled,
+                format!("stalled: only {bytes} bytes in {}", seconds(*within)),
+            )
+        }
         TransportError::Refused { .. } => ReasonCode::PeerBusy,
         TransportError::Handshake { .. } => handshake_code(&text),
         TransportError::Connect { reason, .. } => {
@@ -201,6 +207,12 @@ mod tests {
         let stalled = transport(&TransportError::Idle(Duration::from_secs(10)));
         assert_eq!(stalled.code, ReasonCode::Stalled);
         assert_eq!(stalled.text, "stalled: no progress for 10 s");
+        let trickled = transport(&TransportError::TooSlow {
+            bytes: 4096,
+            within: Duration::from_secs(30),
+        });
+        assert_eq!(trickled.code, ReasonCode::Stalled);
+        assert_eq!(trickled.text, "stalled: only 4096 bytes in 30 s");
     }
 
     #[test]

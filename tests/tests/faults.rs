@@ -465,3 +465,115 @@ async fn heavy_tcp_link_cut_halfway_resumes_copy_and_take() {
     link_cut_halfway(Protocol::Tcp, TransferKind::Copy, 82).await;
     link_cut_halfway(Protocol::Tcp, TransferKind::Take, 83).await;
 }
+
+/// A holder that keeps an object's stream alive with 1 KiB every 250 ms (each piece far
+/// within the idle timeout) is stalled all the same: the destination gives up on each attempt
+/// after one `--stream-timeout` with too little progress, retries, and answers 0x90 within
+/// seconds, where the trickle would take over four minutes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trickling_holder_is_stalled_by_progress_not_only_by_silence() {
+    use plasma_stream_certs::{Identity, Trust};
+    use plasma_stream_protocol::wire::{ObjectHeader, StreamRequest};
+    use plasma_stream_transport::{
+        Endpoint, Incoming, MessageReader, ReadBudget, TransportConfig, TransportMode,
+    };
+
+    let identity = Identity::generate(["trickler"]).unwrap();
+    let config = TransportConfig {
+        mode: TransportMode::Quic,
+        ..TransportConfig::default()
+    };
+    let holder = Endpoint::server(
+        "127.0.0.1:0".parse().unwrap(),
+        &identity,
+        &Trust::Insecure,
+        config,
+    )
+    .await
+    .unwrap();
+    let holder_addr = holder.local_addr().expect("bound");
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = attempts.clone();
+    let trickler = tokio::spawn(async move {
+        while let Some(Incoming::Connection(connection)) = holder.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                while let Ok(Some((mut send, recv))) = connection.accept_bi().await {
+                    let counted = counted.clone();
+                    tokio::spawn(async move {
+                        let budget = ReadBudget::new(1 << 20);
+                        let mut reader = MessageReader::new(recv, Duration::from_secs(30), &budget);
+                        let Ok(Some(StreamRequest::Object(request))) =
+                            reader.next(StreamRequest::decode).await
+                        else {
+                            return;
+                        };
+                        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let mut header = Vec::new();
+                        ObjectHeader::Begin {
+                            data_size: MIB,
+                            metadata_size: 0,
+                            offset: request.resume_offset,
+                        }
+                        .encode(&mut header)
+                        .unwrap();
+                        if send.write_all_bytes(&header).await.is_err() {
+                            return;
+                        }
+                        let piece = [7u8; 1024];
+                        loop {
+                            if send.write_all_bytes(&piece).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
+                    });
+                }
+            });
+        }
+    });
+
+    let destination = Server::start(
+        ServerConfig {
+            transport: "quic",
+            ..ServerConfig::embedded(64 * MIB)
+        }
+        .with_args(&[
+            "--stream-timeout",
+            "2",
+            "--retries",
+            "1",
+            "--retry-backoff",
+            "100",
+        ]),
+    );
+    let id = oid(84, 1);
+    let started = Instant::now();
+    let report = tokio::time::timeout(
+        Duration::from_secs(30),
+        client(destination.addr).await.sync(vec![PeerRequest::Copy {
+            from: holder_addr,
+            objects: vec![id],
+        }]),
+    )
+    .await
+    .expect("the SYNC answers within seconds, not at the trickle's pace")
+    .unwrap();
+    let took = started.elapsed();
+    trickler.abort();
+    let outcome = &report.peer_reports[0].objects[0];
+    assert_eq!(outcome.status, Status::PeerConnectionFailed, "{report:?}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert_eq!(
+        attempts.load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "one attempt and one retry"
+    );
+    let log = destination.process.log();
+    assert!(log.contains("too little progress"), "{log}");
+    assert!(
+        unsealed(&destination.socket).is_empty(),
+        "unsealed leftover"
+    );
+    assert!(!contains(&mut destination.store(), id));
+}

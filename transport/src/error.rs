@@ -52,6 +52,11 @@ pub enum TransportError {
     #[error("no progress for {0:?} (idle timeout)")]
     Idle(Duration),
 
+    /// Bytes kept coming, but too few to call it progress: a peer trickling an object (a
+    /// byte now and then, each within the idle timeout) is as stalled as a silent one.
+    #[error("too little progress: {bytes} bytes in {within:?}")]
+    TooSlow { bytes: u64, within: Duration },
+
     /// Connecting failed before any handshake (refused TCP port, unreachable network, QUIC
     /// dialing disabled by the mode...).
     #[error("cannot connect to {peer}: {reason}")]
@@ -144,9 +149,9 @@ impl From<TransportError> for io::Error {
     fn from(err: TransportError) -> Self {
         match err {
             TransportError::Io(io) => io,
-            TransportError::Timeout { .. } | TransportError::Idle(_) => {
-                io::Error::new(io::ErrorKind::TimedOut, err)
-            }
+            TransportError::Timeout { .. }
+            | TransportError::Idle(_)
+            | TransportError::TooSlow { .. } => io::Error::new(io::ErrorKind::TimedOut, err),
             other => io::Error::other(other),
         }
     }

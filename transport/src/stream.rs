@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::io;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -317,7 +318,8 @@ impl RecvStream {
     /// Reads up to `target.len()` bytes straight into `target` (e.g. an object being created
     /// in a store's shared memory), feeding each piece to `observe` once written, each wait
     /// bounded by `idle_timeout`. Returns how many bytes were written: fewer than
-    /// `target.len()` only if the stream ended first.
+    /// `target.len()` only if the stream ended first or `observe` said stop (a caller that
+    /// judged the bytes bad, or their pace too slow, need not wait for the rest).
     ///
     /// Over QUIC the bytes are copied out of quinn's own buffers (taking whole chunks keeps
     /// quinn from defragmenting); over TLS rustls decrypts straight into `target`. Either way
@@ -326,7 +328,7 @@ impl RecvStream {
         &mut self,
         target: &mut [u8],
         idle_timeout: Duration,
-        mut observe: impl FnMut(&[u8]),
+        mut observe: impl FnMut(&[u8]) -> ControlFlow<()>,
     ) -> Result<usize> {
         /// Largest single read: bounds how long one read may take against the idle timeout.
         const READ_PIECE: usize = 4 * 1024 * 1024;
@@ -364,10 +366,12 @@ impl RecvStream {
             if read == 0 {
                 break;
             }
-            if let Some(written) = slot.get(..read) {
-                observe(written);
-            }
             filled += read;
+            if let Some(written) = slot.get(..read) {
+                if observe(written).is_break() {
+                    break;
+                }
+            }
         }
         Ok(filled)
     }
