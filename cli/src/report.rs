@@ -249,7 +249,7 @@ pub fn to_json(
                     if let (Some(d), Some(fields)) = (detail(details, index, n), object.as_object_mut()) {
                         fields.insert("reason".into(), json!(d.reason.code.name()));
                         fields.insert("reason_code".into(), json!(d.reason.code.code()));
-                        fields.insert("reason_text".into(), json!(d.reason.text));
+                        fields.insert("reason_text".into(), json!(d.reason.text.as_str()));
                         fields.insert("attempts".into(), json!(d.attempts));
                         fields.insert("duration_ms".into(), json!(d.duration_ms));
                     }

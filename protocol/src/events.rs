@@ -205,27 +205,118 @@ impl std::fmt::Display for ReasonCode {
     }
 }
 
+/// A reason's words. A SYNC of millions of objects that fail for one cause (a peer refused,
+/// outside `--peer-allow`) gives each the same reason: the words are shared, never copied
+/// per object (a fixed phrase costs nothing; a built one is counted, not cloned).
+#[derive(Clone)]
+pub enum ReasonText {
+    /// A fixed phrase of the program.
+    Fixed(&'static str),
+    /// Words built at run time (an error's message, or decoded from a report). An
+    /// `Arc<String>`, not an `Arc<str>`: its thin pointer keeps the whole text 16 bytes.
+    Shared(std::sync::Arc<String>),
+}
+
+impl ReasonText {
+    /// The words.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ReasonText::Fixed(text) => text,
+            ReasonText::Shared(text) => text,
+        }
+    }
+}
+
+impl Default for ReasonText {
+    fn default() -> Self {
+        ReasonText::Fixed("")
+    }
+}
+
+impl std::ops::Deref for ReasonText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&'static str> for ReasonText {
+    fn from(text: &'static str) -> Self {
+        ReasonText::Fixed(text)
+    }
+}
+
+impl From<String> for ReasonText {
+    fn from(text: String) -> Self {
+        ReasonText::Shared(std::sync::Arc::new(text))
+    }
+}
+
+impl PartialEq for ReasonText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for ReasonText {}
+
+impl PartialEq<str> for ReasonText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ReasonText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::hash::Hash for ReasonText {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl std::fmt::Debug for ReasonText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for ReasonText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A reason: a code and a short human text (at most [`MAX_REASON_TEXT`] bytes of UTF-8).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Reason {
     /// The machine-readable code.
     pub code: ReasonCode,
     /// What happened, in words (e.g. "connection refused").
-    pub text: String,
+    pub text: ReasonText,
 }
 
 impl Reason {
     /// A reason with `text` cut to [`MAX_REASON_TEXT`] bytes at a character boundary, so
     /// a long error message never makes a report unencodable.
-    pub fn new(code: ReasonCode, text: impl Into<String>) -> Self {
-        let mut text = text.into();
-        if text.len() > MAX_REASON_TEXT {
-            let mut cut = MAX_REASON_TEXT;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
+    pub fn new(code: ReasonCode, text: impl Into<ReasonText>) -> Self {
+        let text = text.into();
+        if text.len() <= MAX_REASON_TEXT {
+            return Reason { code, text };
         }
+        let mut cut = MAX_REASON_TEXT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let text = match text {
+            ReasonText::Fixed(fixed) => ReasonText::Fixed(fixed.get(..cut).unwrap_or_default()),
+            ReasonText::Shared(shared) => {
+                ReasonText::from(shared.get(..cut).unwrap_or_default().to_owned())
+            }
+        };
         Reason { code, text }
     }
 
@@ -397,6 +488,18 @@ impl DetailedReport {
                 .peer_reports
                 .iter()
                 .map(DetailedPeerReport::to_plain)
+                .collect(),
+        }
+    }
+
+    /// The old report, consuming this one peer report at a time: a SYNC of millions of
+    /// objects never holds both reports whole.
+    pub fn into_plain(self) -> crate::wire::SyncReport {
+        crate::wire::SyncReport {
+            peer_reports: self
+                .peer_reports
+                .into_iter()
+                .map(|detailed| detailed.to_plain())
                 .collect(),
         }
     }
@@ -610,6 +713,8 @@ impl SyncEvent {
         let count = read.u32()? as usize;
         // The walk proved `count` outcomes are buffered, each at least OUTCOME_FIXED_LEN bytes.
         let mut outcomes = Vec::with_capacity(count.min(read.remaining() / OUTCOME_FIXED_LEN));
+        // Outcomes of one cause carry the same words one after another: share them.
+        let mut last_text = ReasonText::default();
         for _ in 0..count {
             let id = read.object_id()?;
             let status = read.outcome("object status")?;
@@ -625,7 +730,12 @@ impl SyncEvent {
                 status,
                 reason: Reason {
                     code,
-                    text: text.to_owned(),
+                    text: if last_text == text {
+                        last_text.clone()
+                    } else {
+                        last_text = ReasonText::from(text.to_owned());
+                        last_text.clone()
+                    },
                 },
                 bytes_moved,
                 attempts,
@@ -773,11 +883,29 @@ mod tests {
     }
 
     #[test]
+    fn an_outcome_stays_small_and_shares_its_words() {
+        // A maximal SYNC holds 12.45 M outcomes: each byte here is 12 MB of the server's
+        // peak (docs/operations.md, "one maximal SYNC").
+        assert_eq!(std::mem::size_of::<ReasonText>(), 16);
+        assert!(std::mem::size_of::<DetailedOutcome>() <= 72);
+        let built = Reason::new(ReasonCode::ConnectionRefused, format!("refused by {}", 7));
+        let copy = built.clone();
+        match (&built.text, &copy.text) {
+            (ReasonText::Shared(a), ReasonText::Shared(b)) => assert!(std::sync::Arc::ptr_eq(a, b)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Reason::new(ReasonCode::Other, "fixed").text,
+            ReasonText::Fixed("fixed")
+        ));
+    }
+
+    #[test]
     fn oversize_reason_text_is_refused_and_cut_by_new() {
         let long = "é".repeat(200); // 400 bytes
         let reason = Reason::new(ReasonCode::Other, long.clone());
         assert!(reason.text.len() <= MAX_REASON_TEXT);
-        assert!(long.starts_with(&reason.text));
+        assert!(long.starts_with(reason.text.as_str()));
         let event = SyncEvent::PeerReport {
             index: 0,
             report: DetailedPeerReport::from_outcomes(vec![DetailedOutcome {
@@ -785,7 +913,7 @@ mod tests {
                 status: Status::StoreError,
                 reason: Reason {
                     code: ReasonCode::Other,
-                    text: "x".repeat(256),
+                    text: "x".repeat(256).into(),
                 },
                 bytes_moved: 0,
                 attempts: 1,
@@ -912,6 +1040,7 @@ mod tests {
         let plain = report.to_plain();
         assert_eq!(plain.peer_reports[0].status, Status::NotFound);
         assert_eq!(plain.peer_reports[0].objects[0].id, id(3));
+        assert_eq!(report.clone().into_plain(), plain);
         let events = report.clone().into_events();
         assert_eq!(events.len(), 2);
         assert_eq!(

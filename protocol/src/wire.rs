@@ -301,6 +301,23 @@ impl PeerReport {
     pub fn is_success(&self) -> bool {
         self.status.is_success()
     }
+
+    /// Bytes its part of a [`SyncReport`]'s encoding takes.
+    fn encoded_len(&self) -> usize {
+        1 + 4 + self.objects.len() * OBJECT_OUTCOME_LEN
+    }
+
+    /// Its part of a [`SyncReport`]'s encoding (the report checked the limits).
+    fn encode<B: BufMut>(&self, out: &mut B) -> Result<(), EncodeError> {
+        out.put_u8(self.status.code());
+        out.put_u32_le(count_u32(self.objects.len())?);
+        for object in &self.objects {
+            out.put_slice(object.id.as_bytes());
+            out.put_u8(object.status.code());
+            out.put_u64_le(object.bytes_moved);
+        }
+        Ok(())
+    }
 }
 
 /// Server → client, on the SYNC stream once every peer request finished: one [`PeerReport`]
@@ -344,12 +361,40 @@ impl SyncReport {
         4 + self
             .peer_reports
             .iter()
-            .map(|p| 1 + 4 + p.objects.len() * OBJECT_OUTCOME_LEN)
+            .map(PeerReport::encoded_len)
             .sum::<usize>()
     }
 
     /// Appends the encoding; refuses counts past the limits and BEGIN as a status.
     pub fn encode<B: BufMut>(&self, out: &mut B) -> Result<(), EncodeError> {
+        self.check()?;
+        out.put_u32_le(count_u32(self.peer_reports.len())?);
+        for report in &self.peer_reports {
+            report.encode(out)?;
+        }
+        Ok(())
+    }
+
+    /// The same bytes as [`encode`](Self::encode), in pieces: the peer request count, then
+    /// one piece per peer report, each encoded as it is asked for. A writer sending piece
+    /// after piece holds one peer report's encoding (at most 1.9 MB) instead of a maximal
+    /// report's 361 MB. The limits are checked first, so no piece is made of a report that
+    /// cannot be sent whole.
+    pub fn encode_pieces(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<Vec<u8>, EncodeError>> + '_, EncodeError> {
+        self.check()?;
+        let count = count_u32(self.peer_reports.len())?.to_le_bytes().to_vec();
+        let reports = self.peer_reports.iter().map(|report| {
+            let mut piece = Vec::with_capacity(report.encoded_len());
+            report.encode(&mut piece)?;
+            Ok(piece)
+        });
+        Ok(std::iter::once(Ok(count)).chain(reports))
+    }
+
+    /// The limits and statuses [`encode`](Self::encode) refuses.
+    fn check(&self) -> Result<(), EncodeError> {
         if self.peer_reports.len() > MAX_PEER_REQUESTS {
             return Err(LimitError::TooManyPeerRequests {
                 count: self.peer_reports.len() as u64,
@@ -367,16 +412,6 @@ impl SyncReport {
             check_outcome("peer request status", report.status)?;
             for object in &report.objects {
                 check_outcome("object status", object.status)?;
-            }
-        }
-        out.put_u32_le(count_u32(self.peer_reports.len())?);
-        for report in &self.peer_reports {
-            out.put_u8(report.status.code());
-            out.put_u32_le(count_u32(report.objects.len())?);
-            for object in &report.objects {
-                out.put_slice(object.id.as_bytes());
-                out.put_u8(object.status.code());
-                out.put_u64_le(object.bytes_moved);
             }
         }
         Ok(())

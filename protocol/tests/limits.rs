@@ -478,3 +478,21 @@ fn duplicates_across_peer_requests() {
         Err(EncodeError::Limit(expected))
     );
 }
+
+#[test]
+fn a_report_past_the_limits_is_refused_whole_and_in_pieces() {
+    use plasma_stream_protocol::wire::{PeerReport, SyncReport};
+    let too_many = SyncReport::refused(MAX_PEER_REQUESTS, Status::NotPermitted);
+    let mut too_many = too_many.clone();
+    too_many.peer_reports.push(PeerReport {
+        status: Status::NotPermitted,
+        objects: Vec::new(),
+    });
+    let expected = EncodeError::from(LimitError::TooManyPeerRequests { count: 1025 });
+    assert_eq!(too_many.encode(&mut Vec::new()), Err(expected.clone()));
+    assert_eq!(too_many.encode_pieces().err(), Some(expected));
+    // BEGIN is no outcome: refused before any piece is made.
+    let begin = SyncReport::refused(2, Status::Begin);
+    assert!(begin.encode(&mut Vec::new()).is_err());
+    assert!(begin.encode_pieces().is_err());
+}

@@ -243,6 +243,10 @@ proptest! {
         let bytes = encoded(|out| message.encode(out));
         prop_assert_eq!(bytes.len(), message.encoded_len());
         check_codec(&message, &bytes, SyncReport::decode);
+        // Written in pieces, the same bytes.
+        let pieces = message.encode_pieces().unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+        prop_assert_eq!(pieces.len(), message.peer_reports.len() + 1);
+        prop_assert_eq!(pieces.concat(), bytes);
     }
 
     #[test]

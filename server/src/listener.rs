@@ -208,9 +208,12 @@ async fn write_report(
     report: &SyncReport,
     timeout: std::time::Duration,
 ) -> Result<(), ServeError> {
-    let mut bytes = Vec::with_capacity(report.encoded_len());
-    report.encode(&mut bytes)?;
-    send.write_message(&bytes, timeout).await?;
+    // Piece by piece: a maximal report is 361 MB encoded, one peer report at most 1.9 MB.
+    // Each piece has its own idle timeout: a slow client is judged on progress, not on the
+    // time a whole report takes.
+    for piece in report.encode_pieces()? {
+        send.write_message(&piece?, timeout).await?;
+    }
     send.finish().await?;
     // Closing the connection at shutdown would discard bytes still in flight; but a client
     // that neither reads the end of the stream nor closes (killed, or an old client) must not

@@ -18,7 +18,7 @@ use plasma_stream_protocol::events::{
 };
 use plasma_stream_protocol::exchange::policy;
 use plasma_stream_protocol::wire::{SyncReport, SyncRequest};
-use plasma_stream_protocol::{ObjectId, PeerRequest, Status, TransferKind};
+use plasma_stream_protocol::{ObjectId, Status, TransferKind};
 use plasma_stream_transport::Connection;
 use tokio::sync::Semaphore;
 use tracing::{info, info_span, warn, Instrument};
@@ -30,12 +30,31 @@ use crate::progress::{ObjectTrack, SyncProgress};
 use crate::puller::{connect_holder, pull_object, Unusable};
 use crate::reasons;
 
-/// One object of a peer request, before it moves.
+/// One object of a peer request, before it moves. Kept small (40 bytes): a maximal SYNC
+/// holds 12.45 M of them, beside its claims, until each becomes an outcome.
 enum Pending {
-    /// Already decided (0x80, 0x81, 0x60...).
-    Done(DetailedOutcome),
+    /// Another SYNC is receiving it: 0x80, nothing to pull.
+    AlreadyReceiving(ObjectId),
     /// Claimed as receiving; to be pulled.
     ToPull(Claim),
+}
+
+impl Pending {
+    fn id(&self) -> ObjectId {
+        match self {
+            Pending::AlreadyReceiving(id) => *id,
+            Pending::ToPull(claim) => claim.id(),
+        }
+    }
+}
+
+/// The outcome of an object another SYNC is receiving.
+fn already_receiving(id: ObjectId) -> DetailedOutcome {
+    decided(
+        id,
+        Status::AlreadyReceiving,
+        reasons::status(Status::AlreadyReceiving),
+    )
 }
 
 /// An outcome decided without pulling (no attempt, no bytes).
@@ -67,7 +86,7 @@ pub async fn run_sync<S: ObjectStore>(
     );
     run_sync_detailed(node, request, client, client_addr, &progress)
         .await
-        .to_plain()
+        .into_plain()
 }
 
 /// Executes a SYNC, counting its progress in `progress`, and returns its detailed report.
@@ -93,20 +112,33 @@ pub async fn run_sync_detailed<S: ObjectStore>(
     node.receiving.reserve(objects);
     let mut prepared = Vec::with_capacity(peer_count);
     for peer_request in request.into_peer_requests() {
-        let pending = prepare(node, &peer_request);
-        prepared.push((peer_request, pending));
+        let (kind, peer, objects) = peer_request.into_parts();
+        // The ID list is dropped as it is claimed: each claim holds its ID.
+        prepared.push((kind, peer, prepare(node, objects)));
     }
     // The peer requests run at once, but dial at most DIALS_PER_SYNC peers at a time.
     let sync_dials = Semaphore::new(DIALS_PER_SYNC);
-    let reports = prepared.into_iter().enumerate().map(|(index, (peer_request, pending))| {
-        let span = info_span!("peer_request", index, peer = %peer_request.from(), kind = %peer_request.kind());
-        let asker = Asker {
-            who: client.clone(),
-            addr: client_addr,
-        };
-        run_peer_request(node.clone(), peer_request, pending, may_take, asker, &sync_dials, progress, index)
+    let reports = prepared
+        .into_iter()
+        .enumerate()
+        .map(|(index, (kind, peer, pending))| {
+            let span = info_span!("peer_request", index, %peer, %kind);
+            let asker = Asker {
+                who: client.clone(),
+                addr: client_addr,
+            };
+            run_peer_request(
+                node.clone(),
+                (kind, peer),
+                pending,
+                may_take,
+                asker,
+                &sync_dials,
+                progress,
+                index,
+            )
             .instrument(span)
-    });
+        });
     let started = std::time::Instant::now();
     let peer_reports = futures_util::future::join_all(reports).await;
     let report = DetailedReport { peer_reports };
@@ -128,17 +160,12 @@ pub async fn run_sync_detailed<S: ObjectStore>(
 
 /// Claims every object of a peer request as *receiving* (cheap: no store call, so a large
 /// SYNC claims all its IDs at once, before any transfer starts).
-fn prepare<S>(node: &Node<S>, peer_request: &PeerRequest) -> Vec<Pending> {
-    peer_request
-        .objects()
-        .iter()
-        .map(|&id| match node.receiving.claim(id) {
+fn prepare<S>(node: &Node<S>, objects: Vec<ObjectId>) -> Vec<Pending> {
+    objects
+        .into_iter()
+        .map(|id| match node.receiving.claim(id) {
             Some(claim) => Pending::ToPull(claim),
-            None => Pending::Done(decided(
-                id,
-                Status::AlreadyReceiving,
-                reasons::status(Status::AlreadyReceiving),
-            )),
+            None => Pending::AlreadyReceiving(id),
         })
         .collect()
 }
@@ -171,7 +198,7 @@ async fn already_here<S: ObjectStore>(node: &Node<S>, id: ObjectId) -> Option<St
     policy::already_here(contains)
 }
 
-/// The outcomes already decided (every entry is `Done`).
+/// The outcomes of a peer request none of whose objects is to be pulled.
 fn done_outcomes(
     pending: Vec<Pending>,
     progress: &Arc<SyncProgress>,
@@ -179,16 +206,21 @@ fn done_outcomes(
 ) -> Vec<DetailedOutcome> {
     pending
         .into_iter()
-        .filter_map(|p| match p {
-            Pending::Done(outcome) => Some(outcome),
-            Pending::ToPull(_) => None,
+        .map(|p| {
+            let id = p.id();
+            progress.object(peer_index, id).finished(false);
+            already_receiving(id)
         })
-        .inspect(|outcome| progress.object(peer_index, outcome.id).finished(false))
         .collect()
 }
 
 /// When the peer cannot be used: objects already here still get 0x81 (that check comes
-/// before connecting, as documented), the others the unusable peer's status and reason.
+/// before connecting, as documented), the others the unusable peer's status and reason
+/// (shared, not copied, by all of them).
+///
+/// The store is asked first (one byte an object), then the outcomes are made in one pass
+/// without an await: the peer requests of a SYNC run at once, and so no two of them hold
+/// their pending list and their outcomes side by side.
 async fn fail_remaining<S: ObjectStore>(
     node: &Node<S>,
     pending: Vec<Pending>,
@@ -196,33 +228,42 @@ async fn fail_remaining<S: ObjectStore>(
     progress: &Arc<SyncProgress>,
     peer_index: usize,
 ) -> DetailedPeerReport {
-    let mut outcomes = Vec::with_capacity(pending.len());
-    for p in pending {
-        let outcome = match p {
-            Pending::Done(outcome) => outcome,
+    let mut in_store = Vec::with_capacity(pending.len());
+    for p in &pending {
+        let here = match p {
             Pending::ToPull(claim) => {
-                let id = claim.id();
-                match already_here(node, id).await {
-                    Some(Status::AlreadyInStore) => decided(
-                        id,
-                        Status::AlreadyInStore,
-                        reasons::status(Status::AlreadyInStore),
-                    ),
-                    _ => DetailedOutcome {
-                        attempts: unusable.attempts,
-                        ..decided(id, unusable.status, unusable.reason.clone())
-                    },
-                }
+                already_here(node, claim.id()).await == Some(Status::AlreadyInStore)
             }
+            Pending::AlreadyReceiving(_) => false,
         };
-        progress.object(peer_index, outcome.id).finished(false);
-        outcomes.push(outcome);
+        in_store.push(here);
     }
+    let outcomes = pending
+        .into_iter()
+        .zip(in_store)
+        .map(|(p, in_store)| {
+            let outcome = match p {
+                Pending::AlreadyReceiving(id) => already_receiving(id),
+                // The claim ends here, once the outcome is known.
+                Pending::ToPull(claim) if in_store => decided(
+                    claim.id(),
+                    Status::AlreadyInStore,
+                    reasons::status(Status::AlreadyInStore),
+                ),
+                Pending::ToPull(claim) => DetailedOutcome {
+                    attempts: unusable.attempts,
+                    ..decided(claim.id(), unusable.status, unusable.reason.clone())
+                },
+            };
+            progress.object(peer_index, outcome.id).finished(false);
+            outcome
+        })
+        .collect();
     DetailedPeerReport::from_outcomes(outcomes)
 }
 
 /// A peer refused before any dial (no attempt made).
-fn refused(status: Status, code: ReasonCode, text: &str) -> Unusable {
+fn refused(status: Status, code: ReasonCode, text: &'static str) -> Unusable {
     Unusable {
         status,
         reason: Reason::new(code, text),
@@ -240,7 +281,7 @@ struct Asker {
 #[allow(clippy::too_many_arguments)] // one peer request's whole context, passed once
 async fn run_peer_request<S: ObjectStore>(
     node: Arc<Node<S>>,
-    peer_request: PeerRequest,
+    (kind, peer): (TransferKind, std::net::SocketAddr),
     pending: Vec<Pending>,
     may_take: bool,
     asker: Asker,
@@ -248,7 +289,6 @@ async fn run_peer_request<S: ObjectStore>(
     progress: &Arc<SyncProgress>,
     peer_index: usize,
 ) -> DetailedPeerReport {
-    let (kind, peer, _) = peer_request.into_parts();
     if !pending.iter().any(|p| matches!(p, Pending::ToPull(_))) {
         return DetailedPeerReport::from_outcomes(done_outcomes(pending, progress, peer_index));
     }
@@ -288,7 +328,7 @@ async fn run_peer_request<S: ObjectStore>(
         // on the object id to learn which client had the object moved and deleted.
         for claim in pending.iter().filter_map(|p| match p {
             Pending::ToPull(claim) => Some(claim),
-            Pending::Done(_) => None,
+            Pending::AlreadyReceiving(_) => None,
         }) {
             info!(object = %claim.id(), client = %asker.who, client_addr = %asker.addr,
                 holder = %peer, "TAKE asked by a client");
@@ -308,9 +348,9 @@ async fn run_peer_request<S: ObjectStore>(
             let connection = &connection;
             async move {
                 let outcome = match pending {
-                    Pending::Done(outcome) => {
-                        progress.object(peer_index, outcome.id).finished(false);
-                        outcome
+                    Pending::AlreadyReceiving(id) => {
+                        progress.object(peer_index, id).finished(false);
+                        already_receiving(id)
                     }
                     Pending::ToPull(claim) => {
                         let track = progress.object(peer_index, claim.id());
