@@ -20,7 +20,6 @@ use tracing::{debug, info, warn};
 use crate::access::{Right, Who};
 use crate::error::ServeError;
 use crate::node::{store_id, Node};
-use crate::options::Prefault;
 use crate::send_order::{self, Ticket};
 
 /// Largest piece handed to the transport at once. Pieces are zero-copy slices of the store's
@@ -117,8 +116,7 @@ pub async fn serve_object<S: ObjectStore>(
     if let Some(ticket) = &ticket {
         ticket.turn().await;
     }
-    let map_ahead = node.prefault != Prefault::Off;
-    send_data(send, &mut serve, &data, timeout, ticket.as_ref(), map_ahead).await?;
+    send_data(send, &mut serve, &data, timeout, ticket.as_ref()).await?;
     // All data is with the transport: the next object may start filling the window.
     drop(ticket);
     send.flush_all().await?;
@@ -207,24 +205,19 @@ async fn delete_taken<S: ObjectStore>(
 }
 
 /// Sends `data` in zero-copy pieces, telling the machine each piece (it feeds the optional
-/// digest trailer, and refuses more than was announced). With `map_ahead` (`--prefault` not
-/// `off`), each piece's pages are mapped in one call before the transport reads them.
+/// digest trailer, and refuses more than was announced).
 async fn send_data(
     send: &mut SendStream,
     serve: &mut ObjectServe,
     data: &Bytes,
     timeout: Duration,
     ticket: Option<&Ticket>,
-    map_ahead: bool,
 ) -> Result<(), ServeError> {
     let mut start = 0;
     while start < data.len() {
         let end = (start + SEND_PIECE).min(data.len());
         let piece = data.slice(start..end);
         serve.on_data_sent(&piece)?;
-        if map_ahead {
-            crate::prefault::populate_for_reading(&piece);
-        }
         match ticket {
             None => send.write_bytes(piece, timeout).await?,
             Some(ticket) => {

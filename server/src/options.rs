@@ -153,7 +153,6 @@ pub struct Options {
     /// it (the default: one call instead of 1,024 page faults, on the receiving thread);
     /// `background` maps the whole object on a helper thread while it arrives (for idle
     /// cores; `--prefault` alone means this); `off` lets every page fault on first write.
-    /// Unless `off`, an object this server sends has each 4 MiB piece mapped in one call too.
     #[arg(
         long,
         value_enum,

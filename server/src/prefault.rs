@@ -49,33 +49,6 @@ pub fn populate_window(window: &mut [u8]) {
     }
 }
 
-/// Maps the pages of `window`, an object about to be sent, now, on this thread (Linux; a
-/// no-op elsewhere). The holder's side of the same cost: a read fault on a shared mapping maps
-/// at most 16 pages, so a 1 GiB object sent from a fresh mapping of the store's segment traps
-/// ~16,000 times; `MADV_POPULATE_READ` maps a window in one call and reads nothing into it.
-pub fn populate_for_reading(window: &[u8]) {
-    if window.len() < WINDOW_MIN {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        let start = window.as_ptr() as usize;
-        let aligned = start.div_ceil(PAGE) * PAGE;
-        let end = (start + window.len()) / PAGE * PAGE;
-        if end > aligned {
-            // SAFETY: MADV_POPULATE_READ only maps existing pages of this mapping, which
-            // `window` borrows for the call; it changes no byte of them.
-            unsafe {
-                libc::madvise(
-                    aligned as *mut libc::c_void,
-                    end - aligned,
-                    libc::MADV_POPULATE_READ,
-                );
-            }
-        }
-    }
-}
-
 /// Starts populating the pages of `data` on a blocking thread (Linux; a no-op elsewhere).
 pub fn populate_in_background(data: &mut [u8]) {
     if data.len() < PREFAULT_MIN {
@@ -104,21 +77,6 @@ mod tests {
         let rc = unsafe { libc::mincore(address, len, map.as_mut_ptr()) };
         assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
         map.iter().filter(|&&b| b & 1 == 1).count()
-    }
-
-    /// Pages of `len` bytes at `address` present in this process's page tables
-    /// (`/proc/self/pagemap`, bit 63 of each page's entry).
-    fn mapped_pages(address: *const libc::c_void, len: usize) -> usize {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut pagemap = std::fs::File::open("/proc/self/pagemap").unwrap();
-        let first = address as u64 / PAGE as u64;
-        pagemap.seek(SeekFrom::Start(first * 8)).unwrap();
-        let mut entries = vec![0u8; len / PAGE * 8];
-        pagemap.read_exact(&mut entries).unwrap();
-        entries
-            .chunks_exact(8)
-            .filter(|e| u64::from_le_bytes((*e).try_into().unwrap()) >> 63 == 1)
-            .count()
     }
 
     #[test]
@@ -153,37 +111,6 @@ mod tests {
             "populating wrote into the window"
         );
 
-        // SAFETY: unmapping what we mapped; `data` is not used after this.
-        unsafe { libc::munmap(address, LEN) };
-    }
-
-    #[test]
-    fn populate_for_reading_maps_an_existing_object_without_changing_it() {
-        const LEN: usize = 8 << 20;
-        let mut file = tempfile::tempfile().unwrap();
-        let pattern: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
-        std::io::Write::write_all(&mut file, &pattern).unwrap();
-        // A fresh read-only shared mapping of existing pages, as the holder's of a segment.
-        // SAFETY: maps LEN bytes of a file of LEN bytes; unmapped below.
-        let address = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                LEN,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                std::os::fd::AsRawFd::as_raw_fd(&file),
-                0,
-            )
-        };
-        assert_ne!(address, libc::MAP_FAILED);
-        // The file's pages are in the page cache (mincore would count them all): what
-        // populating changes is this process's page tables.
-        assert_eq!(mapped_pages(address, LEN), 0);
-        // SAFETY: the mapping is LEN readable bytes, only read here.
-        let data = unsafe { std::slice::from_raw_parts(address.cast::<u8>(), LEN) };
-        populate_for_reading(&data[..4 << 20]);
-        assert_eq!(mapped_pages(address, LEN), (4 << 20) / PAGE);
-        assert!(data == pattern.as_slice(), "populating changed the object");
         // SAFETY: unmapping what we mapped; `data` is not used after this.
         unsafe { libc::munmap(address, LEN) };
     }
