@@ -10,7 +10,12 @@ use plasma_stream_transport::{CongestionControl, TransportMode};
 /// plasma-stream-server: runs beside a Plasma store; serves COPY/TAKE to peers and executes
 /// SYNC requests from clients, over QUIC (UDP port P) and TLS over TCP (TCP port P).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "plasma-stream-server", version, about)]
+#[command(
+    name = "plasma-stream-server",
+    version,
+    about,
+    args_override_self = true
+)]
 pub struct Options {
     /// Authenticated inbound connections served at once (QUIC and TCP together); one more is
     /// refused cleanly. A connection counts only once its handshake completed.
@@ -279,6 +284,29 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_later_option_overrides_an_earlier_one_and_lists_still_gather() {
+        // A wrapper script (or the bench) appends its own flags to a fixed command line.
+        let options = Options::parse_from([
+            "plasma-stream-server",
+            "--log",
+            "warn",
+            "-p",
+            "2022",
+            "--peer-allow",
+            "10.0.0.0/8",
+            "--log",
+            "debug",
+            "--peer-allow",
+            "192.168.0.0/16",
+            "-p",
+            "2023",
+        ]);
+        assert_eq!(options.log, "debug");
+        assert_eq!(options.port, 2023);
+        assert_eq!(options.peer_allow.len(), 2);
+    }
 
     #[test]
     fn defaults_are_the_documented_ones() {
