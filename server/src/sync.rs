@@ -21,7 +21,7 @@ use plasma_stream_protocol::wire::{SyncReport, SyncRequest};
 use plasma_stream_protocol::{ObjectId, Status, TransferKind};
 use plasma_stream_transport::Connection;
 use tokio::sync::Semaphore;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::access::{Right, Who};
 use crate::inflight::Claim;
@@ -373,5 +373,30 @@ async fn run_peer_request<S: ObjectStore>(
     }
     let report = DetailedPeerReport::from_outcomes(outcomes.into_iter().flatten().collect());
     info!(status = %report.status, objects = total, "peer request done");
+    log_path_stats(&connection);
     report
+}
+
+/// The QUIC path as it stands after a peer request (debug level): what an operator needs to
+/// tell a slow link (RTT, congestion window, losses) from a slow host, and whether path MTU
+/// discovery reached the link's MTU (each datagram is encrypted and handled on its own, so a
+/// small MTU costs CPU per byte).
+fn log_path_stats(connection: &Connection) {
+    if let Some(quic) = connection.quic_connection() {
+        let stats = quic.stats();
+        debug!(
+            rtt_us = stats.path.rtt.as_micros() as u64,
+            cwnd = stats.path.cwnd,
+            mtu = stats.path.current_mtu,
+            sent_packets = stats.path.sent_packets,
+            lost_packets = stats.path.lost_packets,
+            congestion_events = stats.path.congestion_events,
+            udp_rx_datagrams = stats.udp_rx.datagrams,
+            udp_rx_bytes = stats.udp_rx.bytes,
+            udp_tx_datagrams = stats.udp_tx.datagrams,
+            frames_rx_ack = stats.frame_rx.acks,
+            frames_tx_ack = stats.frame_tx.acks,
+            "QUIC path after the peer request"
+        );
+    }
 }
