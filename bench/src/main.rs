@@ -15,6 +15,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use plasma_stream_bench::netns::{self, NetnsPair};
 use plasma_stream_bench::peers::copy::{self, CopySpec};
+use plasma_stream_bench::peers::quic_copy;
 use plasma_stream_bench::report::{render_markdown, render_text, ScenarioResult};
 use plasma_stream_bench::scenarios::{self, Options, Placement};
 use plasma_stream_bench::wan_delay::{self, DelaySpec};
@@ -99,6 +100,8 @@ struct CopyArgs {
     size: u64,
     #[arg(long)]
     tls: bool,
+    #[arg(long)]
+    quic: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -140,12 +143,16 @@ fn spec(c: &CopyArgs, congestion: Option<String>) -> CopySpec {
         objects: c.objects,
         object_size: c.size,
         tls: c.tls,
+        quic: c.quic,
         congestion,
     }
 }
 
 fn run(cli: Cli) -> Result<(), BenchError> {
     match cli.command {
+        Some(Command::Peer {
+            role: PeerRole::Hold { listen, copy, .. },
+        }) if copy.quic => quic_copy::hold(listen, &spec(&copy, None)),
         Some(Command::Peer {
             role:
                 PeerRole::Hold {
@@ -163,7 +170,12 @@ fn run(cli: Cli) -> Result<(), BenchError> {
                     deadline_secs,
                 },
         }) => {
-            let r = copy::pull(
+            let pull = if copy.quic {
+                quic_copy::pull
+            } else {
+                copy::pull
+            };
+            let r = pull(
                 connect,
                 &spec(&copy, None),
                 cert.as_deref(),

@@ -85,6 +85,8 @@ pub enum System {
     TcpCopy { congestion: Option<String> },
     /// One rustls connection, TLS 1.3 AES-128-GCM (the encryption limit).
     TlsCopy,
+    /// One bare quinn connection with the product's QUIC settings (what quinn itself can do).
+    QuicCopy,
     /// Arrow Flight `do_get` (loopback only).
     Flight { tls: bool },
 }
@@ -110,6 +112,7 @@ impl System {
                 congestion: Some(c),
             } => format!("peer: TCP copy {c}"),
             System::TlsCopy => "peer: rustls TCP copy".into(),
+            System::QuicCopy => "peer: quinn QUIC copy".into(),
             System::Flight { tls: false } => "peer: Arrow Flight".into(),
             System::Flight { tls: true } => "peer: Arrow Flight TLS".into(),
         }
@@ -186,6 +189,7 @@ fn ours_and_copy_peers(flight: bool, legacy: bool) -> Vec<System> {
     }
     s.push(System::TcpCopy { congestion: None });
     s.push(System::TlsCopy);
+    s.push(System::QuicCopy);
     if flight {
         s.push(System::Flight { tls: false });
         s.push(System::Flight { tls: true });
@@ -481,6 +485,7 @@ fn measure_system(system: &System, sc: &Scenario) -> Result<Vec<Sample>, BenchEr
                 objects: sc.workload.objects,
                 object_size: sc.workload.object_size,
                 tls: false,
+                quic: false,
                 congestion: congestion.clone(),
             },
             sc.placement,
@@ -491,6 +496,18 @@ fn measure_system(system: &System, sc: &Scenario) -> Result<Vec<Sample>, BenchEr
                 objects: sc.workload.objects,
                 object_size: sc.workload.object_size,
                 tls: true,
+                quic: false,
+                congestion: None,
+            },
+            sc.placement,
+            sc.deadline,
+        )?]),
+        System::QuicCopy => Ok(vec![run_copy_pair(
+            &CopySpec {
+                objects: sc.workload.objects,
+                object_size: sc.workload.object_size,
+                tls: false,
+                quic: true,
                 congestion: None,
             },
             sc.placement,
@@ -555,7 +572,7 @@ pub fn run_copy_pair(
     pull.args(["peer", "pull", "--connect", &addr.to_string()]);
     pull.args(copy_args(spec));
     pull.args(["--deadline-secs", &deadline.as_secs_f64().to_string()]);
-    if spec.tls {
+    if spec.tls || spec.quic {
         pull.args(["--cert", &cert]);
     }
     let mut puller = ChildGuard::spawn("peer puller", pull, None)?;
@@ -608,6 +625,9 @@ fn copy_args(spec: &CopySpec) -> Vec<String> {
     ];
     if spec.tls {
         v.push("--tls".into());
+    }
+    if spec.quic {
+        v.push("--quic".into());
     }
     v
 }
@@ -686,15 +706,16 @@ mod tests {
     /// The peer processes for real (the `plasma-stream-bench` binary beside the tests).
     #[test]
     fn copy_peer_processes_move_every_byte() {
-        for tls in [false, true] {
+        for (tls, quic) in [(false, false), (true, false), (false, true)] {
             let spec = CopySpec {
                 objects: 10,
                 object_size: 1 << 20,
                 tls,
-                congestion: Some("cubic".into()),
+                quic,
+                congestion: (!quic).then(|| "cubic".into()),
             };
             let s = run_copy_pair(&spec, Placement::Loopback, Duration::from_secs(30))
-                .unwrap_or_else(|e| panic!("tls={tls}: {e}"));
+                .unwrap_or_else(|e| panic!("tls={tls} quic={quic}: {e}"));
             assert_eq!((s.objects, s.bytes), (10, 10 << 20));
             assert!(s.note.is_none());
             assert!(s.peaks.contains_key("src") && s.peaks.contains_key("dst"));

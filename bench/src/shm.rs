@@ -76,6 +76,14 @@ impl SharedRegion {
     }
 }
 
+/// So that a region can own the memory behind `Bytes` (`Bytes::from_owner`): zero-copy
+/// slices of it for a sender that needs `'static` buffers.
+impl AsRef<[u8]> for SharedRegion {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
 impl Drop for SharedRegion {
     fn drop(&mut self) {
         // SAFETY: unmaps the mapping created in `new` and closes its fd, once.

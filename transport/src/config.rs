@@ -317,8 +317,15 @@ impl TransportConfig {
         };
         Arc::new(transport)
     }
+    /// The quinn settings of a connection this transport dials (`loopback`: to a loopback
+    /// address), for tools that must run quinn exactly as the product does: the benchmark's
+    /// bare-quinn peer measures what quinn itself costs under these settings.
+    pub fn dialer_quinn_transport(&self, loopback: bool) -> Arc<quinn::TransportConfig> {
+        self.quinn_transport(loopback, false)
+    }
+
     /// The quinn endpoint configuration these settings describe.
-    pub(crate) fn quinn_endpoint(&self) -> quinn::EndpointConfig {
+    pub fn quinn_endpoint(&self) -> quinn::EndpointConfig {
         let mut endpoint = quinn::EndpointConfig::default();
         // Advertise that we can receive datagrams as large as the loopback MTU we may use.
         let _ = endpoint.max_udp_payload_size(self.loopback_mtu.clamp(1472, MAX_LOOPBACK_MTU));

@@ -27,12 +27,15 @@ pub struct CopySpec {
     pub objects: u64,
     pub object_size: u64,
     pub tls: bool,
+    /// Over one bare quinn connection instead of TCP ([`super::quic_copy`]; always encrypted,
+    /// so `tls` does not apply).
+    pub quic: bool,
     /// Sender's TCP congestion controller (`cubic`, `bbr`, `reno`); the system default if `None`.
     pub congestion: Option<String>,
 }
 
 /// What `peer pull` reports on its last stdout line.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PullResult {
     pub bytes: u64,
     pub objects: u64,
@@ -111,7 +114,7 @@ pub fn set_congestion(socket: &impl AsRawFd, name: &str) -> io::Result<()> {
 
 /// TLS 1.3 with AES-128-GCM only, on ring: the configuration the encryption-limit peer
 /// measures.
-fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::CryptoProvider {
         cipher_suites: vec![rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256],
         ..rustls::crypto::ring::default_provider()
@@ -119,7 +122,7 @@ fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// Fills a source region with cheap, non-repeating bytes (so nothing can compress them).
-fn fill_pattern(buf: &mut [u8]) {
+pub(crate) fn fill_pattern(buf: &mut [u8]) {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for chunk in buf.chunks_mut(8) {
         x ^= x << 13;
@@ -390,6 +393,7 @@ mod tests {
             objects: 5,
             object_size: 300_000,
             tls,
+            quic: false,
             congestion: Some("cubic".into()),
         };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -430,6 +434,7 @@ mod tests {
             objects: 2,
             object_size: 1 << 20,
             tls: false,
+            quic: false,
             congestion: None,
         };
         let mut stream = io::Cursor::new((1u64 << 20).to_le_bytes().to_vec()).chain(Trickle);

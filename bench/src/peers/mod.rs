@@ -2,3 +2,4 @@
 
 pub mod copy;
 pub mod flight;
+pub mod quic_copy;
