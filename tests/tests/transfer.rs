@@ -478,13 +478,14 @@ async fn a_second_sync_of_the_same_objects_meanwhile_gets_0x80() {
         .await
         .unwrap();
     let first = first.await.unwrap().unwrap();
-    assert!(first.is_success(), "{first:?}");
-    // The second either raced in while the first was receiving (0x80) or after it (0x81);
-    // the 200 MiB transfer makes the first case the expected one.
-    assert_eq!(
-        second.peer_reports[0].status,
-        Status::AlreadyReceiving,
-        "{second:?}"
+    // The two overlap (200 MiB take a while): one pulls, the other is told 0x80. Which one
+    // claims first depends on scheduling: the log line waited for comes before the claim,
+    // so under load either may be first (it failed once in a parallel run, 2026-12-03).
+    let statuses = [first.peer_reports[0].status, second.peer_reports[0].status];
+    assert!(
+        statuses == [Status::Success, Status::AlreadyReceiving]
+            || statuses == [Status::AlreadyReceiving, Status::Success],
+        "{first:?} / {second:?}"
     );
     verify(&mut destination.store(), big, 200 * MIB, 0);
 }
