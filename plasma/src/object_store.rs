@@ -143,6 +143,42 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// memory; a socket store answers with a List, whose cost grows with the object count.
     fn free_space(&self) -> impl Future<Output = Result<u64, Error>> + Send;
 
+    /// Creates, fills and seals an object whose bytes are all at hand, in one step where the
+    /// store allows it (a socket store: one CreateAndSeal round trip instead of Create, Seal
+    /// and Release). `digest` is the Plasma digest of `data` and `metadata`. Without
+    /// `evict_if_full`, as [`ObjectStore::create_without_eviction`]. For small objects: the
+    /// bytes travel by value.
+    fn create_and_seal(
+        &self,
+        id: ObjectId,
+        data: Vec<u8>,
+        metadata: Vec<u8>,
+        digest: [u8; 8],
+        evict_if_full: bool,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        async move {
+            let (data_size, metadata_size) = (data.len() as u64, metadata.len() as u64);
+            let mut object = if evict_if_full {
+                self.create(id, data_size, metadata_size).await?
+            } else {
+                self.create_without_eviction(id, data_size, metadata_size)
+                    .await?
+            };
+            let fits = object.data_mut().len() == data.len()
+                && object.metadata_mut().len() == metadata.len();
+            if !fits {
+                object.abort().await?;
+                return Err(Error::Refused {
+                    id,
+                    reason: "the created object's buffers differ from its sizes".into(),
+                });
+            }
+            object.data_mut().copy_from_slice(&data);
+            object.metadata_mut().copy_from_slice(&metadata);
+            object.seal(digest).await
+        }
+    }
+
     /// Whether a sealed object with this ID is in the store.
     fn contains(&self, id: ObjectId) -> impl Future<Output = Result<bool, Error>> + Send;
 

@@ -51,6 +51,14 @@ enum Command {
         digest: [u8; 8],
         reply: Reply<()>,
     },
+    CreateAndSeal {
+        id: ObjectId,
+        data: Vec<u8>,
+        metadata: Vec<u8>,
+        digest: [u8; 8],
+        evict_if_full: bool,
+        reply: Reply<()>,
+    },
     Abort {
         object: CreatedObject,
         reply: Reply<()>,
@@ -329,6 +337,7 @@ fn fail(command: Command, error: Error) {
         Command::Get { reply, .. } => drop(reply.send(Err(error))),
         Command::Create { reply, .. } => drop(reply.send(Err(error))),
         Command::Seal { reply, .. } => drop(reply.send(Err(closed()))),
+        Command::CreateAndSeal { reply, .. } => drop(reply.send(Err(error))),
         Command::Abort { reply, .. } => drop(reply.send(Err(closed()))),
         Command::Contains { reply, .. } => drop(reply.send(Err(error))),
         Command::Delete { reply, .. } => drop(reply.send(Err(error))),
@@ -373,6 +382,22 @@ fn execute(client: &mut PlasmaClient, command: Command) {
         }
         Command::Abort { object, reply } => {
             let _ = reply.send(client.abort(object));
+        }
+        Command::CreateAndSeal {
+            id,
+            data,
+            metadata,
+            digest,
+            evict_if_full,
+            reply,
+        } => {
+            let _ = reply.send(client.create_and_seal_inline(
+                id,
+                data,
+                metadata,
+                digest,
+                evict_if_full,
+            ));
         }
         Command::Contains { id, reply } => {
             let _ = reply.send(client.contains(id));
@@ -503,6 +528,26 @@ impl ObjectStore for StorePool {
 
     async fn contains(&self, id: ObjectId) -> Result<bool, Error> {
         self.request(|reply| Command::Contains { id, reply }).await
+    }
+
+    /// One request on one connection (CreateAndSeal), instead of Create, Seal and Release.
+    async fn create_and_seal(
+        &self,
+        id: ObjectId,
+        data: Vec<u8>,
+        metadata: Vec<u8>,
+        digest: [u8; 8],
+        evict_if_full: bool,
+    ) -> Result<(), Error> {
+        self.request(|reply| Command::CreateAndSeal {
+            id,
+            data,
+            metadata,
+            digest,
+            evict_if_full,
+            reply,
+        })
+        .await
     }
 
     async fn delete(&self, ids: Vec<ObjectId>) -> Result<Vec<DeleteOutcome>, Error> {

@@ -122,3 +122,8 @@ fn large_gib_object_round_trips_through_embedded_store() {
     // > 1 GiB of data, written by Rust into our store, read and hashed by pyarrow.
     scenarios::rust_to_pyarrow(&start_ours, 2_000_000_000, &[((1 << 30) + 4097, 1000)]);
 }
+
+#[test]
+fn create_and_seal_in_one_request_in_embedded_store() {
+    scenarios::create_and_seal_in_one_request(&start_ours);
+}

@@ -97,3 +97,9 @@ fn async_pool_against_pyarrow_store() {
 fn async_pool_survives_a_pyarrow_store_restart() {
     scenarios::pool_survives_store_restart(&start_pyarrow_store, &spawn_pyarrow_store_at);
 }
+
+#[test]
+#[ignore = "needs pyarrow 11's plasma_store (.ci/run installs it)"]
+fn create_and_seal_in_one_request_in_pyarrow_store() {
+    scenarios::create_and_seal_in_one_request(&start_pyarrow_store);
+}

@@ -398,6 +398,9 @@ async fn attempt<S: ObjectStore>(
     };
     let body = pulling.body();
     track.started(body.data_size + body.metadata_size);
+    if partial.is_none() && body.offset == 0 && is_inline(body.data_size, body.metadata_size) {
+        return pull_inline(node, connection, pulling, id, track).await;
+    }
     let mut partial = match partial {
         // The holder honoured the resume, or started over (offset 0) on the same object
         // (its sizes were checked against ours): either way, continue in the object we have.
@@ -474,6 +477,85 @@ async fn attempt<S: ObjectStore>(
             ),
         );
     }
+    acknowledge(pulling, id).await;
+    Attempt::Done(Status::Success, Reason::none())
+}
+
+/// Objects up to this size (data and metadata) are received into memory and stored with one
+/// CreateAndSeal: beside a socket store each store call is a round trip through a
+/// connection thread and the store's event loop, and Create, Seal and Release are three of
+/// them. At most `--streams-per-peer` of these buffers exist per peer request.
+pub const INLINE_MAX: u64 = 64 * 1024;
+
+fn is_inline(data_size: u64, metadata_size: u64) -> bool {
+    data_size
+        .checked_add(metadata_size)
+        .is_some_and(|total| total <= INLINE_MAX)
+}
+
+/// A small object, whole: received into memory (its sizes checked against [`INLINE_MAX`]
+/// first), then created, filled and sealed in the store in one step. Nothing unsealed exists
+/// in the store meanwhile, so a failed attempt leaves nothing to abort or resume: a retry
+/// starts over (it is at most 64 KiB).
+async fn pull_inline<S: ObjectStore>(
+    node: &Node<S>,
+    connection: &Connection,
+    mut pulling: Pulling,
+    id: ObjectId,
+    track: &mut ObjectTrack,
+) -> Attempt {
+    let body = pulling.body();
+    // Both sizes are at most INLINE_MAX (checked by `is_inline`).
+    let mut metadata = vec![0u8; body.metadata_size as usize];
+    let mut data = vec![0u8; body.data_size as usize];
+    let mut digester = Digester::new(body.data_size);
+    let received = async {
+        pulling.read_metadata(&mut metadata).await?;
+        track.received(body.metadata_size);
+        pulling
+            .read_data(&mut data, |chunk| {
+                digester.update(chunk);
+                track.received(chunk.len() as u64);
+            })
+            .await
+    }
+    .await;
+    if let Err(error) = received {
+        if is_transient(&error) {
+            return Attempt::Retry {
+                error: error.to_string(),
+                status: error.status(),
+                reason: reasons::pull(&error),
+                partial: None,
+            };
+        }
+        warn!(object = %id, peer = %connection.remote_addr(), %error, "receiving the object failed");
+        return failed_by(&error);
+    }
+    let digest = digester.finish(&metadata);
+    let stored = node
+        .store
+        .create_and_seal(
+            store_id(id),
+            data,
+            metadata,
+            digest,
+            node.evict_for_incoming,
+        )
+        .await;
+    if let Err(error) = stored {
+        let status = local_store_status(&error);
+        warn!(object = %id, %error, "cannot store the object in the local store");
+        // Not an Ack of a sealed object: a TAKE's holder keeps its copy.
+        let _ = pulling.finish(status).await;
+        return failed(status);
+    }
+    acknowledge(pulling, id).await;
+    Attempt::Done(Status::Success, Reason::none())
+}
+
+/// Acknowledges a sealed object (a TAKE's holder then deletes it and says how that went).
+async fn acknowledge(pulling: Pulling, id: ObjectId) {
     match pulling.finish(Status::Success).await {
         Ok(Some(status)) if !status.is_success() => {
             warn!(object = %id, %status, "the holder kept its copy after TAKE")
@@ -482,7 +564,6 @@ async fn attempt<S: ObjectStore>(
         // The object is sealed here; without our Ack a TAKE's holder keeps its copy.
         Err(error) => warn!(object = %id, %error, "acknowledgement or delete result failed"),
     }
-    Attempt::Done(Status::Success, Reason::none())
 }
 
 /// Creates the object in the local store. Without `--evict-for-incoming` the store may not

@@ -429,21 +429,44 @@ impl PlasmaClient {
         data: &[u8],
         metadata: &[u8],
     ) -> Result<(), Error> {
+        let digest = object_digest(data, metadata);
+        self.create_and_seal_inline(id, data.to_vec(), metadata.to_vec(), digest, true)
+    }
+
+    /// [`PlasmaClient::create_and_seal`] with a digest the caller computed (while receiving
+    /// the bytes) and a choice of eviction: without it, an object that does not fit fails
+    /// with [`Error::StoreFull`] and every sealed object stays, as with
+    /// [`PlasmaClient::create_without_eviction`]. One round trip instead of the three of
+    /// Create, Seal and Release.
+    pub fn create_and_seal_inline(
+        &mut self,
+        id: ObjectId,
+        data: Vec<u8>,
+        metadata: Vec<u8>,
+        digest: [u8; 8],
+        evict_if_full: bool,
+    ) -> Result<(), Error> {
+        let _span = debug_span!("plasma_create_and_seal", object = %id, data_size = data.len(),
+            metadata_size = metadata.len(), evict_if_full)
+        .entered();
         self.flush_releases()?;
+        let needed = (data.len() + metadata.len()) as u64;
         let request = CreateAndSealRequest {
             object_id: id,
-            evict_if_full: true,
-            data: data.to_vec(),
-            metadata: metadata.to_vec(),
-            digest: object_digest(data, metadata),
+            evict_if_full,
+            data,
+            metadata,
+            digest,
         };
         let reply: CreateAndSealReply = self.call(&request, Some(Duration::ZERO))?;
         match reply.error {
             PlasmaError::Ok => Ok(()),
             PlasmaError::ObjectExists => Err(Error::ObjectExists(id)),
-            PlasmaError::OutOfMemory => Err(Error::OutOfMemory {
-                needed: (data.len() + metadata.len()) as u64,
-            }),
+            PlasmaError::OutOfMemory if evict_if_full => Err(Error::OutOfMemory { needed }),
+            PlasmaError::OutOfMemory => {
+                let free = self.free_space()?;
+                Err(Error::StoreFull { needed, free })
+            }
             other => Err(Error::Refused {
                 id,
                 reason: format!("create-and-seal answered {other:?}"),

@@ -729,3 +729,71 @@ pub fn create_without_eviction_never_evicts(launch: &StoreLauncher) {
         );
     });
 }
+
+/// CreateAndSeal through the async pool (one request per object): the object is readable
+/// whole and sealed at once; without eviction a too-large one fails with StoreFull and every
+/// sealed object stays; an existing ID is refused.
+pub fn create_and_seal_in_one_request(launch: &StoreLauncher) {
+    const MIB: u64 = 1 << 20;
+    let store = launch(8 * MIB);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let pool = StorePool::connect(&store.socket, 2, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let sealed: Vec<ObjectId> = (0..6).map(|n| oid("inline", n)).collect();
+        for (n, id) in sealed.iter().enumerate() {
+            let mut data = vec![0u8; MIB as usize];
+            fill_pattern(&mut data, n as u8);
+            let digest = object_digest(&data, b"");
+            pool.create_and_seal(*id, data, Vec::new(), digest, false)
+                .await
+                .unwrap();
+        }
+        assert_eq!(pool.free_space().await.unwrap(), 2 * MIB);
+
+        let small = oid("inline", 100);
+        let data: Vec<u8> = (0..65_000u32).map(|i| (i % 253) as u8).collect();
+        let digest = object_digest(&data, b"meta");
+        pool.create_and_seal(small, data.clone(), b"meta".to_vec(), digest, false)
+            .await
+            .unwrap();
+        let got = pool.get(vec![small], Duration::ZERO).await.unwrap();
+        let object = got[0]
+            .as_ref()
+            .expect("the inline object is sealed at once");
+        assert_eq!(&object.data[..], &data[..]);
+        assert_eq!(&object.metadata[..], b"meta");
+        drop(got);
+
+        match pool
+            .create_and_seal(small, vec![1], Vec::new(), [0; 8], false)
+            .await
+        {
+            Err(Error::ObjectExists(id)) => assert_eq!(id, small),
+            other => panic!("expected ObjectExists, got {other:?}"),
+        }
+
+        let big = oid("inline", 101);
+        let data = vec![7u8; 3 * MIB as usize];
+        let digest = object_digest(&data, b"");
+        match pool
+            .create_and_seal(big, data, Vec::new(), digest, false)
+            .await
+        {
+            Err(Error::StoreFull { needed, .. }) => assert_eq!(needed, 3 * MIB),
+            other => panic!("expected StoreFull, got {other:?}"),
+        }
+        assert!(!pool.contains(big).await.unwrap());
+        for (n, id) in sealed.iter().enumerate() {
+            let got = pool.get(vec![*id], Duration::ZERO).await.unwrap();
+            let object = got[0]
+                .as_ref()
+                .unwrap_or_else(|| panic!("sealed object {n} was evicted"));
+            assert!(is_pattern(&object.data, n as u8), "object {n} changed");
+        }
+    });
+}
