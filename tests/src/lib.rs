@@ -304,6 +304,14 @@ pub struct Server {
 impl Server {
     /// Starts a server and waits until it listens.
     pub fn start(config: ServerConfig) -> Server {
+        Self::try_start(config)
+            .unwrap_or_else(|log| panic!("plasma-stream-server did not start:\n{log}"))
+    }
+
+    /// Like [`Server::start`], but a server that exits or does not get ready in 20 s is an
+    /// `Err` with its log, for callers that may try again (a restart on a fixed port that
+    /// another process took meanwhile).
+    pub fn try_start(config: ServerConfig) -> Result<Server, String> {
         let dir = tempfile::Builder::new()
             .prefix("ps-server")
             .tempdir()
@@ -366,7 +374,7 @@ impl Server {
                 break line;
             }
             if process.has_exited() || Instant::now() > deadline {
-                panic!("plasma-stream-server did not start:\n{}", process.log());
+                return Err(process.log());
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -376,12 +384,29 @@ impl Server {
             .and_then(|a| a.parse().ok())
             .expect("address in ready file");
         let fingerprint = parts.next().unwrap_or_default().to_owned();
-        Server {
+        Ok(Server {
             process,
             addr,
             fingerprint,
             socket,
             _dir: dir,
+        })
+    }
+
+    /// Starts a server on the fixed port of one that was stopped (`config.port`). Test ports
+    /// come from the kernel's ephemeral range, so while the old server was down another
+    /// test's outgoing socket may have been given it (CI saw "Address already in use" once):
+    /// try again, as a supervisor would, for up to 10 s.
+    pub fn restart(config: ServerConfig) -> Server {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Self::try_start(config.clone()) {
+                Ok(server) => return server,
+                Err(log) if log.contains("Address already in use") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(log) => panic!("plasma-stream-server did not restart:\n{log}"),
+            }
         }
     }
 

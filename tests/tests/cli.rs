@@ -402,7 +402,7 @@ fn reconnects_after_the_server_restarted() {
     assert!(destination.process.stop(Duration::from_secs(10)));
     let mut config = plasma_stream_tests::ServerConfig::embedded(16 * MIB);
     config.port = port;
-    let restarted = Server::start(config);
+    let restarted = Server::restart(config);
     writeln!(stdin, "COPY {} {b}", source.addr).unwrap();
     drop(stdin);
     let output = child.wait_with_output().unwrap();

@@ -140,7 +140,7 @@ async fn source_killed_and_restarted(store: RealStore, kind: TransferKind, tag: 
         source.process.kill_now();
         let mut config = ServerConfig::on_socket(&store.socket);
         config.port = port;
-        let restarted = Server::start(config);
+        let restarted = Server::restart(config);
         let report = tokio::time::timeout(Duration::from_secs(120), sync)
             .await
             .expect("the SYNC answers within its bound")

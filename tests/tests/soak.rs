@@ -66,7 +66,7 @@ struct Node {
     addr: SocketAddr,
 }
 
-fn server_on(store: &RealStore, port: u16) -> Server {
+fn server_config(store: &RealStore, port: u16) -> ServerConfig {
     let mut config = ServerConfig::on_socket(&store.socket).with_args(&[
         "--stream-timeout",
         "2",
@@ -77,7 +77,7 @@ fn server_on(store: &RealStore, port: u16) -> Server {
     ]);
     config.port = port;
     config.drain_timeout_secs = 1;
-    Server::start(config)
+    config
 }
 
 fn soak_duration() -> Duration {
@@ -94,7 +94,7 @@ async fn heavy_soak_copy_take_sync_with_kills_loses_nothing() {
     let nodes: Vec<Arc<Node>> = (0..NODES)
         .map(|_| {
             let store = RealStore::ours(512 * MIB);
-            let server = server_on(&store, 0);
+            let server = Server::start(server_config(&store, 0));
             let addr = server.addr;
             Arc::new(Node {
                 store,
@@ -137,7 +137,7 @@ async fn heavy_soak_copy_take_sync_with_kills_loses_nothing() {
                     kills.fetch_add(1, Ordering::Relaxed);
                 }
                 std::thread::sleep(Duration::from_millis(fastrand::u64(300..1000)));
-                let restarted = server_on(&node.store, node.addr.port());
+                let restarted = Server::restart(server_config(&node.store, node.addr.port()));
                 *node.server.lock().unwrap() = Some(restarted);
             }
         })
