@@ -68,6 +68,7 @@ pub use reader::{
     BudgetClaim, MessageReader, ReadBudget, ReadError, MAX_BUFFERED_MESSAGE, MIN_REQUEST_RATE,
     PER_CONNECTION_BUDGET,
 };
+pub use socket::udp_socket;
 pub use stream::{RecvStream, SendStream, TcpRecv, TcpSend};
 
 pub use plasma_stream_certs as certs;

@@ -127,8 +127,10 @@ fn tcp_listener(addr: SocketAddr) -> Result<TcpListener> {
 }
 
 /// A UDP socket with enlarged kernel buffers (the kernel caps them at `net.core.rmem_max` /
-/// `wmem_max`; the effective sizes are logged), dual-stack when bound to `[::]`.
-fn udp_socket(addr: SocketAddr, buffer: usize) -> Result<std::net::UdpSocket> {
+/// `wmem_max`; the effective sizes are logged), dual-stack when bound to `[::]`, non-blocking.
+/// Public for tools that must run quinn on the same sockets as the product (the benchmark's
+/// bare-quinn peer), with `buffer` = [`crate::TransportConfig::udp_socket_buffer`].
+pub fn udp_socket(addr: SocketAddr, buffer: usize) -> Result<std::net::UdpSocket> {
     let bind_error = |source| TransportError::Bind { addr, source };
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
         .map_err(bind_error)?;

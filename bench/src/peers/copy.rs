@@ -241,6 +241,28 @@ fn read_until_deadline(
     Ok(Ok(()))
 }
 
+/// Where the object announced by `header` goes in `dest`, from `offset`: its slot and the
+/// offset after it. The size must be the spec's, and the slot must fit.
+pub(crate) fn object_slot<'a>(
+    spec: &CopySpec,
+    header: [u8; 8],
+    dest: &'a mut [u8],
+    offset: usize,
+) -> Result<(&'a mut [u8], usize), BenchError> {
+    let size = u64::from_le_bytes(header);
+    if size != spec.object_size {
+        return Err(BenchError::Protocol(format!(
+            "object size {size}, expected {}",
+            spec.object_size
+        )));
+    }
+    let end = offset + size as usize;
+    let slot = dest
+        .get_mut(offset..end)
+        .ok_or_else(|| BenchError::Protocol("more bytes than announced".into()))?;
+    Ok((slot, end))
+}
+
 /// Reads whole objects into `dest` until all arrived or the deadline passed.
 fn receive_objects(
     r: &mut dyn Read,
@@ -265,17 +287,7 @@ fn receive_objects(
             result.timed_out = true;
             break;
         }
-        let size = u64::from_le_bytes(header);
-        if size != spec.object_size {
-            return Err(BenchError::Protocol(format!(
-                "object size {size}, expected {}",
-                spec.object_size
-            )));
-        }
-        let end = offset + size as usize;
-        let slot = dest
-            .get_mut(offset..end)
-            .ok_or_else(|| BenchError::Protocol("more bytes than announced".into()))?;
+        let (slot, end) = object_slot(spec, header, dest, offset)?;
         if let Err(partial) = read_until_deadline(r, slot, start, deadline)? {
             // Payload that arrived counts, also of the object cut off (objects/s counts only
             // whole objects).
@@ -283,8 +295,8 @@ fn receive_objects(
             result.timed_out = true;
             break;
         }
+        result.bytes += (end - offset) as u64;
         offset = end;
-        result.bytes += size;
         result.objects += 1;
         if result.objects == half {
             result.half_secs = Some(start.elapsed().as_secs_f64());

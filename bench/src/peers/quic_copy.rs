@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use plasma_stream_transport::TransportConfig;
 
-use crate::peers::copy::{crypto_provider, fill_pattern, CopySpec, PullResult};
+use crate::peers::copy::{crypto_provider, fill_pattern, object_slot, CopySpec, PullResult};
 use crate::shm::SharedRegion;
 use crate::BenchError;
 
@@ -42,24 +42,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, BenchError> {
         .build()?)
 }
 
-/// A UDP socket with the product's requested kernel buffers (forced where we may, as the
-/// transport does with CAP_NET_ADMIN).
+/// A UDP socket as the product binds one, with its kernel buffers.
 fn udp_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, BenchError> {
-    let socket = std::net::UdpSocket::bind(addr)?;
-    let size = TransportConfig::default().udp_socket_buffer as libc::c_int;
-    for option in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
-        // SAFETY: a valid socket and a pointer to an int with its length, for the call.
-        unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&socket),
-                libc::SOL_SOCKET,
-                option,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-    }
-    Ok(socket)
+    let buffer = TransportConfig::default().udp_socket_buffer;
+    plasma_stream_transport::udp_socket(addr, buffer).map_err(quic_error)
 }
 
 fn endpoint(
@@ -226,17 +212,7 @@ async fn receive_objects(
         let (_, mut stream) = connection.accept_bi().await.map_err(quic_error)?;
         let mut header = [0u8; 8];
         stream.read_exact(&mut header).await.map_err(quic_error)?;
-        let size = u64::from_le_bytes(header);
-        if size != spec.object_size {
-            return Err(BenchError::Protocol(format!(
-                "object size {size}, expected {}",
-                spec.object_size
-            )));
-        }
-        let end = offset + size as usize;
-        let slot = dest
-            .get_mut(offset..end)
-            .ok_or_else(|| BenchError::Protocol("more bytes than announced".into()))?;
+        let (slot, end) = object_slot(spec, header, dest, offset)?;
         let mut filled = 0;
         while filled < slot.len() {
             let chunk = stream
