@@ -18,6 +18,7 @@ mod report;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -25,6 +26,7 @@ use plasma_stream_protocol::{parse_command, Command};
 use stream::{Client, ClientBuilder, DetailedReport, PeerRequest, ProgressEvent, TransportMode};
 
 use address::ServerAddress;
+use tokio::sync::watch;
 
 /// plasma-stream-cli: ask a plasma-stream-server to COPY, TAKE or SYNC objects from its peers.
 #[derive(Debug, Parser)]
@@ -112,7 +114,8 @@ Exit code:
   0    every object arrived, or was already in the destination store (0x81; with --strict: 1)
   1    some object did not arrive (the report lists each with its status, e.g. 0x71)
   2    bad usage or input, or the server cannot be reached or trusted
-  130  interrupted by Ctrl-C (the server may still be completing the SYNC)";
+  130  interrupted by Ctrl-C: the first asks the server to cancel the SYNC (it aborts the
+       objects not yet sealed) and prints its report; a second leaves without waiting";
 
 /// How a command (or a run) went; the exit code is the worst of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -120,6 +123,9 @@ enum Outcome {
     AllArrived,
     SomeFailed,
     Error,
+    /// The SYNC was cancelled on Ctrl-C and its report printed.
+    Cancelled,
+    /// Left without a report (a second Ctrl-C, or Ctrl-C outside a SYNC).
     Interrupted,
 }
 
@@ -129,7 +135,7 @@ impl Outcome {
             Outcome::AllArrived => 0,
             Outcome::SomeFailed => 1,
             Outcome::Error => 2,
-            Outcome::Interrupted => 130,
+            Outcome::Cancelled | Outcome::Interrupted => 130,
         }
     }
 }
@@ -183,17 +189,20 @@ async fn run(options: Options) -> Outcome {
         json: options.json,
         quiet: options.quiet,
         strict: options.strict,
-        interactive,
         // Animated bars only for a person watching a terminal.
         bars: !options.json && !options.quiet && std::io::stdout().is_terminal(),
     };
     if !interactive {
-        // One command or a script: Ctrl-C ends the run (exit 130), whether a command is
-        // running or stdin is being read, and says what the server may still be doing.
+        // One command or a script: Ctrl-C between commands ends the run (exit 130); during
+        // a SYNC, `run_line` cancels it first.
         tokio::spawn(async {
-            ctrl_c().await;
-            eprintln!("\ninterrupted: {SERVER_MAY_CONTINUE}");
-            std::process::exit(i32::from(Outcome::Interrupted.exit_code()));
+            loop {
+                ctrl_c().await;
+                if !SYNC_RUNNING.load(Ordering::SeqCst) {
+                    eprintln!("\ninterrupted");
+                    std::process::exit(i32::from(Outcome::Interrupted.exit_code()));
+                }
+            }
         });
     }
     let outcome = if !options.command.is_empty() {
@@ -248,8 +257,6 @@ pub struct Printing {
     /// Live progress bars (stdout is a terminal, neither --json nor --quiet).
     bars: bool,
     strict: bool,
-    /// In the REPL, Ctrl-C during a command returns to the prompt (see [`run_line`]).
-    interactive: bool,
 }
 
 /// The connection to the server, and what it takes to make it again after the server
@@ -297,21 +304,25 @@ impl Session {
     /// since the last command), reconnects once and sends the command again. That is safe:
     /// the server answers 0x81 for objects that arrived the first time (counted as "already
     /// there"), and 0x80 for objects a first attempt still being completed is receiving.
+    ///
+    /// Once `cancel` holds `true`, the server is asked to cancel the SYNC (and a failed one is
+    /// not sent again).
     async fn sync(
         &mut self,
         peer_requests: &[PeerRequest],
         on_event: &mut dyn FnMut(ProgressEvent),
+        cancel: &watch::Receiver<bool>,
     ) -> Result<DetailedReport, String> {
         let client = match &self.client {
             Some(client) => client.clone(),
             None => self.connect().await?.clone(),
         };
         let error = match client
-            .sync_with_progress(peer_requests.to_vec(), &mut *on_event)
+            .sync_with_progress_until(peer_requests.to_vec(), &mut *on_event, cancelled(cancel))
             .await
         {
             Ok(report) => return Ok(report),
-            Err(error) if is_connection_error(&error) => error,
+            Err(error) if is_connection_error(&error) && !*cancel.borrow() => error,
             Err(error) => return Err(error.to_string()),
         };
         self.client = None;
@@ -322,7 +333,7 @@ impl Session {
         );
         let client = self.connect().await?.clone();
         match client
-            .sync_with_progress(peer_requests.to_vec(), &mut *on_event)
+            .sync_with_progress_until(peer_requests.to_vec(), &mut *on_event, cancelled(cancel))
             .await
         {
             Ok(report) => Ok(report),
@@ -334,6 +345,34 @@ impl Session {
                 Err(error.to_string())
             }
         }
+    }
+}
+
+/// Resolves once `cancel` holds `true`.
+async fn cancelled(cancel: &watch::Receiver<bool>) {
+    let mut cancel = cancel.clone();
+    if cancel.wait_for(|cancelled| *cancelled).await.is_err() {
+        // The sender is gone: no cancel will come.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Whether a SYNC is running: the first Ctrl-C then cancels it rather than ending the run.
+static SYNC_RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Marks a SYNC as running while it lives.
+struct SyncRunning;
+
+impl SyncRunning {
+    fn enter() -> SyncRunning {
+        SYNC_RUNNING.store(true, Ordering::SeqCst);
+        SyncRunning
+    }
+}
+
+impl Drop for SyncRunning {
+    fn drop(&mut self) {
+        SYNC_RUNNING.store(false, Ordering::SeqCst);
     }
 }
 
@@ -379,8 +418,9 @@ fn builder(options: &Options) -> Result<ClientBuilder, String> {
     Ok(builder.transport(options.transport))
 }
 
-/// Parses and runs one line; prints the report (or the error) and says how it went. Ctrl-C
-/// while it runs stops waiting (the caller decides what comes next).
+/// Parses and runs one line; prints the report (or the error) and says how it went. The
+/// first Ctrl-C while it runs asks the server to cancel the SYNC and still prints the report;
+/// a second stops waiting for it (the caller decides what comes next).
 async fn run_line(session: &mut Session, line: &str, print: Printing) -> Outcome {
     if let Some(token) = line.split_whitespace().find(|t| t.starts_with('-')) {
         // The grammar would call it a bad object ID or address; say what it really is.
@@ -401,33 +441,47 @@ async fn run_line(session: &mut Session, line: &str, print: Printing) -> Outcome
     let started = Instant::now();
     let mut shown = progress::Shown::new(&peer_requests, print.json, print.bars, started);
     let mut on_event = |event| shown.event(event);
-    let result = if print.interactive {
-        tokio::select! {
-            result = session.sync(&peer_requests, &mut on_event) => result,
-            () = ctrl_c() => {
-                shown.finish();
-                eprintln!("\ninterrupted: stopped waiting for the report; {SERVER_MAY_CONTINUE}");
-                return Outcome::Interrupted;
-            }
-        }
-    } else {
-        session.sync(&peer_requests, &mut on_event).await
+    let (cancel, cancel_seen) = watch::channel(false);
+    let interrupts = async {
+        ctrl_c().await;
+        cancel.send_replace(true);
+        eprintln!(
+            "\ncancelling: asked the server to cancel the SYNC (it aborts the objects not yet \
+             sealed); waiting for its report. Ctrl-C again to leave without it"
+        );
+        ctrl_c().await;
     };
+    let running = SyncRunning::enter();
+    let result = tokio::select! {
+        result = session.sync(&peer_requests, &mut on_event, &cancel_seen) => result,
+        () = interrupts => {
+            drop(running);
+            shown.finish();
+            eprintln!("\ninterrupted: left without the report; {SERVER_MAY_CONTINUE}");
+            return Outcome::Interrupted;
+        }
+    };
+    drop(running);
     shown.finish();
     let elapsed = started.elapsed();
-    match result {
+    let outcome = match result {
         Ok(report) => print_report(&peer_requests, &report, elapsed, print),
         Err(error) => {
             eprintln!("error: {error}");
             Outcome::Error
         }
+    };
+    if *cancel_seen.borrow() && outcome != Outcome::Error {
+        eprintln!("cancelled: the report above says what arrived before the cancel");
+        return Outcome::Cancelled;
     }
+    outcome
 }
 
-/// What Ctrl-C cannot undo, said whenever it interrupts a command.
-const SERVER_MAY_CONTINUE: &str = "the server may still be completing the SYNC (cancelling it \
-     from the client is not available yet); run the same command again later to see what \
-     arrived (objects already there count as success)";
+/// What a second Ctrl-C leaves undone.
+const SERVER_MAY_CONTINUE: &str = "the server is cancelling the SYNC (objects already \
+     sealed stay); run the same command again to see what arrived (objects already there count \
+     as success)";
 
 /// Resolves on Ctrl-C (SIGINT); never if the handler cannot be installed.
 async fn ctrl_c() {

@@ -41,8 +41,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use plasma_stream_protocol::events::SyncEvent;
 use plasma_stream_protocol::exchange::ObjectPull;
-use plasma_stream_protocol::wire::SyncRequest;
-use plasma_stream_transport::{Connection, Endpoint, MessageReader};
+use plasma_stream_protocol::wire::{SyncRequest, CANCEL_SYNC};
+use plasma_stream_transport::{Connection, Endpoint, MessageReader, RecvStream, SendStream};
 
 pub use builder::ClientBuilder;
 pub use error::{Error, Result};
@@ -79,6 +79,12 @@ pub enum ProgressEvent {
     Progress(Progress),
     /// One object started, arrived, or did not arrive (the report says why).
     Object(ObjectEvent),
+}
+
+/// A SYNC's stream while its reply is read.
+struct Exchange {
+    send: SendStream,
+    reader: MessageReader<RecvStream>,
 }
 
 /// Objects [`Client::copy`] and [`Client::take`] pull at once (one stream each).
@@ -129,20 +135,9 @@ impl Client {
         let request = SyncRequest::new(peer_requests)?;
         let mut bytes = Vec::with_capacity(request.encoded_len());
         request.encode(&mut bytes)?;
-        let (mut send, recv) = self.connection.open_bi().await?;
-        send.write_message(&bytes, self.timeout).await?;
-        // The SYNC takes as long as its transfers: no idle timeout on the report itself.
-        let mut reader = MessageReader::for_reply(recv, MAX_REPORT);
-        let report = reader.expect(SyncReport::decode).await?;
-        let (mut recv, read_ahead) = reader.into_parts();
-        // The report is the stream's last message: reading its end tells the server the
-        // report arrived, so it does not wait for that at shutdown.
-        let extra = recv
-            .read_end_of_stream(self.timeout.min(Duration::from_secs(2)))
-            .await;
-        if read_ahead.is_empty() && !extra {
-            self.connection.recycle(send, recv);
-        }
+        let mut exchange = self.send_request(&bytes).await?;
+        let report = exchange.reader.expect(SyncReport::decode).await?;
+        self.end_exchange(exchange).await;
         Ok(report)
     }
 
@@ -155,19 +150,42 @@ impl Client {
     pub async fn sync_with_progress(
         &self,
         peer_requests: Vec<PeerRequest>,
+        on_event: impl FnMut(ProgressEvent),
+    ) -> Result<DetailedReport> {
+        self.sync_with_progress_until(peer_requests, on_event, std::future::pending())
+            .await
+    }
+
+    /// Like [`Client::sync_with_progress`], and once `cancel` resolves (e.g. on Ctrl-C), asks
+    /// the server to cancel the SYNC: it aborts the objects not yet sealed and starts no
+    /// other. The report still comes, and says what happened to each object: sealed ones as
+    /// usual, the others with status 0x62 and reason [`ReasonCode::Cancelled`] (or 0x81 if
+    /// already there). Dropping the returned future instead leaves the SYNC running on the
+    /// server.
+    pub async fn sync_with_progress_until(
+        &self,
+        peer_requests: Vec<PeerRequest>,
         mut on_event: impl FnMut(ProgressEvent),
+        cancel: impl std::future::Future<Output = ()>,
     ) -> Result<DetailedReport> {
         let request = SyncRequest::new(peer_requests)?;
         let expected = request.peer_requests().len();
         let mut bytes = Vec::with_capacity(request.encoded_len());
         request.encode_with_events(&mut bytes)?;
-        let (mut send, recv) = self.connection.open_bi().await?;
-        send.write_message(&bytes, self.timeout).await?;
-        // Events and the report come as long as the transfers take: no idle timeout.
-        let mut reader = MessageReader::for_reply(recv, MAX_REPORT);
+        let mut exchange = self.send_request(&bytes).await?;
+        let mut cancel = std::pin::pin!(cancel);
+        let mut cancel_sent = false;
         let mut report = DetailedReport::default();
         loop {
-            match reader.expect(SyncEvent::decode).await? {
+            let event = tokio::select! {
+                event = exchange.reader.expect(SyncEvent::decode) => event?,
+                () = &mut cancel, if !cancel_sent => {
+                    cancel_sent = true;
+                    exchange.send.write_message(&[CANCEL_SYNC], self.timeout).await?;
+                    continue;
+                }
+            };
+            match event {
                 SyncEvent::Progress(progress) => on_event(ProgressEvent::Progress(progress)),
                 SyncEvent::Object(object) => on_event(ProgressEvent::Object(object)),
                 SyncEvent::PeerReport {
@@ -195,14 +213,32 @@ impl Client {
                 }
             }
         }
-        let (mut recv, read_ahead) = reader.into_parts();
+        self.end_exchange(exchange).await;
+        Ok(report)
+    }
+
+    /// Opens a stream and sends a SYNC request on it. Its reply comes as long as the
+    /// transfers take: no idle timeout on reading it.
+    async fn send_request(&self, bytes: &[u8]) -> Result<Exchange> {
+        let (mut send, recv) = self.connection.open_bi().await?;
+        send.write_message(bytes, self.timeout).await?;
+        Ok(Exchange {
+            send,
+            reader: MessageReader::for_reply(recv, MAX_REPORT),
+        })
+    }
+
+    /// After the report, the stream's last message: reading its end tells the server the
+    /// report arrived (so it does not wait for that at shutdown), and a stream with nothing
+    /// left over may serve the next exchange.
+    async fn end_exchange(&self, exchange: Exchange) {
+        let (mut recv, read_ahead) = exchange.reader.into_parts();
         let extra = recv
             .read_end_of_stream(self.timeout.min(Duration::from_secs(2)))
             .await;
         if read_ahead.is_empty() && !extra {
-            self.connection.recycle(send, recv);
+            self.connection.recycle(exchange.send, recv);
         }
-        Ok(report)
     }
 
     /// Pulls copies of these objects into this process (several at once, returned in order);

@@ -106,7 +106,7 @@ impl Script for Wire {
             Message::Request(StreamRequest::Object(_)) => State::Ack,
             // The server answers a SYNC with its report; the stream may then carry another
             // exchange.
-            Message::Request(StreamRequest::Sync(_) | StreamRequest::SyncWithEvents(_)) | Message::Ack(_) => State::Request,
+            Message::Request(StreamRequest::Sync(_) | StreamRequest::SyncWithEvents(_) | StreamRequest::CancelSync) | Message::Ack(_) => State::Request,
             Message::Header(header @ ObjectHeader::Begin { .. }) => State::Body(header.body_len()),
             Message::Header(ObjectHeader::Failed(_)) => State::Header,
             Message::Trailer(_) => self.after_trailer(),

@@ -93,6 +93,8 @@ pub enum ReasonCode {
     LocalStoreError,
     /// 0x40: this server is shutting down.
     ShuttingDown,
+    /// 0x41: the client cancelled the SYNC before the object was sealed.
+    Cancelled,
     /// 0xFF: something else (the text says what).
     Other,
     /// A code this version does not define (sent by a newer server).
@@ -101,7 +103,7 @@ pub enum ReasonCode {
 
 impl ReasonCode {
     /// Every defined code, for tables and tests.
-    pub const ALL: [ReasonCode; 24] = [
+    pub const ALL: [ReasonCode; 25] = [
         ReasonCode::None,
         ReasonCode::AlreadyInStore,
         ReasonCode::AlreadyReceiving,
@@ -125,6 +127,7 @@ impl ReasonCode {
         ReasonCode::LocalStoreFull,
         ReasonCode::LocalStoreError,
         ReasonCode::ShuttingDown,
+        ReasonCode::Cancelled,
         ReasonCode::Other,
     ];
 
@@ -154,6 +157,7 @@ impl ReasonCode {
             ReasonCode::LocalStoreFull => 0x30,
             ReasonCode::LocalStoreError => 0x31,
             ReasonCode::ShuttingDown => 0x40,
+            ReasonCode::Cancelled => 0x41,
             ReasonCode::Other => 0xFF,
             ReasonCode::Unassigned(byte) => byte,
         }
@@ -193,6 +197,7 @@ impl ReasonCode {
             ReasonCode::LocalStoreFull => "local-store-full",
             ReasonCode::LocalStoreError => "local-store-error",
             ReasonCode::ShuttingDown => "shutting-down",
+            ReasonCode::Cancelled => "cancelled",
             ReasonCode::Other => "other",
             ReasonCode::Unassigned(_) => "unassigned",
         }

@@ -98,11 +98,23 @@ pub enum StreamRequest {
     Object(ObjectRequest),
     /// A SYNC-with-events stream's request (the same request; another reply).
     SyncWithEvents(SyncRequest),
+    /// The client of a SYNC with events asks the server to cancel it ([`CANCEL_SYNC`]): the
+    /// one message a client sends on that stream after its request. One that arrives after
+    /// the report (the SYNC ended meanwhile) has nothing left to cancel and is ignored.
+    CancelSync,
 }
+
+/// The one-byte message (ASCII CAN) a client sends on a SYNC-with-events stream, after its
+/// request, to cancel the SYNC: objects not yet sealed are aborted and reported with reason
+/// `cancelled`; the report follows as usual (`docs/protocol.md` §4.3).
+pub const CANCEL_SYNC: u8 = 0x18;
 
 impl StreamRequest {
     /// Decodes the first message of a stream, whichever kind it is.
     pub fn decode(buf: &[u8]) -> Result<Option<(Self, usize)>, DecodeError> {
+        if buf.first() == Some(&CANCEL_SYNC) {
+            return Ok(Some((StreamRequest::CancelSync, 1)));
+        }
         match StreamKind::peek(buf)? {
             None => Ok(None),
             Some(StreamKind::Sync) => {
@@ -122,6 +134,10 @@ impl StreamRequest {
             StreamRequest::Sync(m) => m.encode(out),
             StreamRequest::Object(m) => m.encode(out),
             StreamRequest::SyncWithEvents(m) => m.encode_with_events(out),
+            StreamRequest::CancelSync => {
+                out.put_u8(CANCEL_SYNC);
+                Ok(())
+            }
         }
     }
 }

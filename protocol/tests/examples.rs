@@ -499,3 +499,39 @@ fn stream_kind_errors() {
         Err(DecodeError::WrongMessageType { .. })
     ));
 }
+
+/// The cancel of a SYNC with events is one byte, 0x18, readable wherever the next request of a
+/// stream is (during the SYNC, and after its report, where it is ignored); the request before
+/// it and the cancel decode one after the other from the same buffer.
+#[test]
+fn cancel_sync_is_one_byte_after_the_request() {
+    let mut cancel = Vec::new();
+    StreamRequest::CancelSync.encode(&mut cancel).unwrap();
+    assert_eq!(cancel, [0x18]);
+    assert_eq!(
+        StreamRequest::decode(&cancel),
+        Ok(Some((StreamRequest::CancelSync, 1)))
+    );
+
+    let request = SyncRequest::new(vec![PeerRequest::Copy {
+        from: "127.0.0.1:2022".parse().unwrap(),
+        objects: vec![id(1)],
+    }])
+    .unwrap();
+    let mut bytes = Vec::new();
+    request.encode_with_events(&mut bytes).unwrap();
+    let first = bytes.len();
+    bytes.push(0x18);
+    assert_eq!(
+        StreamRequest::decode(&bytes),
+        Ok(Some((StreamRequest::SyncWithEvents(request), first)))
+    );
+    assert_eq!(
+        StreamRequest::decode(&bytes[first..]),
+        Ok(Some((StreamRequest::CancelSync, 1)))
+    );
+    assert_eq!(
+        plasma_stream_protocol::events::ReasonCode::from_code(0x41).name(),
+        "cancelled"
+    );
+}

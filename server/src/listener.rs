@@ -156,12 +156,18 @@ async fn serve_exchange<S: ObjectStore>(
                     who.clone(),
                     connection.remote_addr(),
                     &mut send,
+                    &mut reader,
                 )
                 .instrument(span);
                 tokio::select! {
                     done = sync => done,
                     _ = node.shutdown.reached(Phase::Aborting) => Err(ServeError::ShuttingDown),
                 }
+            }
+            // A cancel that crossed the report of its SYNC: nothing left to cancel.
+            Ok(Some(StreamRequest::CancelSync)) => {
+                debug!("a cancel after its SYNC ended; ignored");
+                Ok(())
             }
             Err(error) => Err(error.into()),
         };

@@ -2,6 +2,9 @@
 //! reports it (the SYNC-with-events stream). Counting is a few relaxed atomic additions and,
 //! per object state change, a short lock on a bounded queue: the transfer never waits for
 //! the reader, whose slowness only makes it see fewer, coarser updates.
+//!
+//! It is also where a SYNC's pulls learn that its client cancelled it ([`SyncProgress::cancel`]):
+//! every puller holds a tracker of it already, so no other handle has to reach them.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -35,6 +38,8 @@ pub struct SyncProgress {
     dropped: AtomicU64,
     /// Whether anyone reads the events (a plain SYNC does not: nothing is queued then).
     watched: bool,
+    /// Set once, when the client cancels the SYNC.
+    cancelled: tokio::sync::watch::Sender<bool>,
 }
 
 impl SyncProgress {
@@ -56,7 +61,26 @@ impl SyncProgress {
             events: Mutex::new(VecDeque::new()),
             dropped: AtomicU64::new(0),
             watched,
+            cancelled: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// The client cancelled the SYNC: every pull of it stops (aborting what is not sealed)
+    /// and the objects not yet pulled are not started. `true` the first time.
+    pub fn cancel(&self) -> bool {
+        !self.cancelled.send_replace(true)
+    }
+
+    /// Whether the client cancelled the SYNC.
+    pub fn is_cancelled(&self) -> bool {
+        *self.cancelled.borrow()
+    }
+
+    /// Resolves once the client cancels the SYNC (at once if it already did).
+    pub async fn cancelled(&self) {
+        let mut watch = self.cancelled.subscribe();
+        // The sender lives as long as `self`: the wait ends only by a cancel.
+        let _ = watch.wait_for(|cancelled| *cancelled).await;
     }
 
     /// The tracker of one object of peer request `peer`.
@@ -151,6 +175,11 @@ pub struct ObjectTrack {
 }
 
 impl ObjectTrack {
+    /// The SYNC this object belongs to (e.g. to watch for its cancel while the track is lent).
+    pub fn sync(&self) -> Arc<SyncProgress> {
+        self.progress.clone()
+    }
+
     /// The object.
     pub fn id(&self) -> ObjectId {
         self.id

@@ -172,12 +172,15 @@ pub async fn pull_object<S: ObjectStore>(
     let id = track.id();
     let _transfer = node.shutdown.transfer();
     let started = std::time::Instant::now();
+    let sync = track.sync();
     let (status, reason) = tokio::select! {
         outcome = pull_with_retries(node, peer, connection.clone(), kind, id, &mut *track) => outcome,
         // Abort phase: dropping the pull drops (and so aborts) any unsealed object.
         _ = node.shutdown.reached(Phase::Aborting) => {
             (Status::PeerRequestFailed, Reason::new(ReasonCode::ShuttingDown, "this server is shutting down"))
         }
+        // The same for a cancel by the SYNC's client.
+        () = sync.cancelled() => reasons::cancelled(),
     };
     let outcome = DetailedOutcome {
         id,

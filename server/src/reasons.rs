@@ -9,6 +9,16 @@ use plasma_stream_protocol::Status;
 use plasma_stream_transport::TransportError;
 use stream::pull::PullError;
 
+/// The status and reason of an object whose SYNC the client cancelled before it was sealed.
+/// The status is 0x62 (the peer request failed): a client of any version can read it, and the
+/// reason says why.
+pub fn cancelled() -> (Status, Reason) {
+    (
+        Status::PeerRequestFailed,
+        Reason::new(ReasonCode::Cancelled, "cancelled by the client"),
+    )
+}
+
 /// The reason for a transport failure, from its variant and, where the variant is a sentence
 /// built by the TLS stack, from the words the transport crate puts in it.
 pub fn transport(error: &TransportError) -> Reason {

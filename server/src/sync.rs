@@ -183,6 +183,10 @@ async fn check_and_pull<S: ObjectStore>(
     let id = claim.id();
     let outcome = match already_here(node, id).await {
         Some(status) => decided(id, status, reasons::status(status)),
+        None if track.sync().is_cancelled() => {
+            let (status, reason) = reasons::cancelled();
+            decided(id, status, reason)
+        }
         None => pull_object(node, peer, connection, kind, &mut track).await,
     };
     drop(claim);
@@ -334,7 +338,14 @@ async fn run_peer_request<S: ObjectStore>(
                 holder = %peer, "TAKE asked by a client");
         }
     }
-    let connection = match connect_holder(&node, peer, sync_dials).await {
+    let connected = tokio::select! {
+        connected = connect_holder(&node, peer, sync_dials) => connected,
+        () = progress.cancelled() => {
+            let (status, reason) = reasons::cancelled();
+            Err(Unusable { status, reason, attempts: 0 })
+        }
+    };
+    let connection = match connected {
         Ok(connection) => connection,
         Err(unusable) => {
             return fail_remaining(&node, pending, unusable, progress, peer_index).await

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use plasma_store::ObjectStore;
+use plasma_stream_protocol::codec::DecodeError;
 use plasma_stream_protocol::events::{DetailedReport, SyncEvent};
-use plasma_stream_protocol::wire::SyncRequest;
-use plasma_stream_transport::SendStream;
-use tracing::{debug, warn, Instrument};
+use plasma_stream_protocol::wire::{StreamRequest, SyncRequest};
+use plasma_stream_transport::{MessageReader, ReadError, RecvStream, SendStream, TransportError};
+use tracing::{debug, info, warn, Instrument};
 
 use crate::access::Who;
 use crate::error::ServeError;
@@ -40,13 +41,15 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Runs a SYNC, writing its progress events and then its detailed report to `send`.
+/// Runs a SYNC, writing its progress events and then its detailed report to `send`, and
+/// cancels it if the client says so on `recv` ([`CANCEL_SYNC`](plasma_stream_protocol::wire::CANCEL_SYNC)).
 pub async fn serve_sync_with_events<S: ObjectStore>(
     node: &Arc<Node<S>>,
     request: SyncRequest,
     client: Who,
     client_addr: SocketAddr,
     send: &mut SendStream,
+    recv: &mut MessageReader<RecvStream>,
 ) -> Result<(), ServeError> {
     let objects = request.object_count();
     let progress = SyncProgress::new(
@@ -64,10 +67,16 @@ pub async fn serve_sync_with_events<S: ObjectStore>(
     let mut task = AbortOnDrop(task);
     let mut last_sent: Option<Vec<plasma_stream_protocol::events::Progress>> = None;
     let mut events_ok = true;
+    let mut listening = true;
     let report = loop {
         tokio::select! {
             biased;
             joined = &mut task.0 => break joined,
+            // Reading is cancel-safe: bytes read stay buffered for the next call.
+            message = recv.next(StreamRequest::decode), if listening => {
+                listening = on_client_message(message, &progress);
+                continue;
+            }
             _ = tokio::time::sleep(TICK) => {}
         }
         if !events_ok {
@@ -104,6 +113,34 @@ pub async fn serve_sync_with_events<S: ObjectStore>(
         crate::heap::give_back_freed_memory();
     }
     written
+}
+
+/// What the client sent while its SYNC runs; `false` once there is nothing more to listen for.
+/// The one message it may send is a cancel; the stream's end (the client sends no more) or
+/// anything else ends the listening, never the SYNC, whose report is still owed.
+fn on_client_message(
+    message: Result<Option<StreamRequest>, ReadError<DecodeError>>,
+    progress: &SyncProgress,
+) -> bool {
+    match message {
+        Ok(Some(StreamRequest::CancelSync)) => {
+            if progress.cancel() {
+                info!("the client cancelled the SYNC: aborting the objects not yet sealed");
+            }
+            true
+        }
+        Ok(Some(_)) => {
+            warn!("the client sent a request inside its running SYNC's stream; not reading it until the report");
+            false
+        }
+        Ok(None) => false,
+        // A SYNC may run for hours without a word from its client.
+        Err(ReadError::Transport(TransportError::Idle(_))) => true,
+        Err(error) => {
+            debug!(%error, "cannot read from the client of a running SYNC; it can no longer cancel it");
+            false
+        }
+    }
 }
 
 /// One batch: the queued object events, then the progress of every peer request (and the

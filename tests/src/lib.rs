@@ -7,6 +7,7 @@
 
 pub mod attack;
 pub mod netns;
+pub mod trickler;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -455,18 +455,22 @@ fn help_texts_document_exit_codes_and_quickstart_helps() {
     );
 }
 
+/// Ctrl-C during a command asks the server to cancel the SYNC: the server aborts the pull at
+/// once (here it would wait 8 s for the source), the CLI prints the report with the object
+/// cancelled, and exits 130.
 #[test]
-fn ctrl_c_of_one_command_is_exit_130_and_says_the_server_goes_on() {
+fn ctrl_c_of_one_command_cancels_the_sync_and_prints_its_report() {
     use std::time::{Duration, Instant};
     // The source waits 8 s for the missing object to be sealed: the SYNC is busy meanwhile.
     let source = Server::start(
         plasma_stream_tests::ServerConfig::embedded(16 * MIB).with_args(&["-t", "8000"]),
     );
     let destination = Server::embedded(16 * MIB);
+    let id = oid(39, 1);
     let child = std::process::Command::new(plasma_stream_tests::binary("plasma-stream-cli"))
         .args(["-a", &destination.addr.to_string(), "--insecure", "COPY"])
         .arg(source.addr.to_string())
-        .arg(oid(39, 1).to_string())
+        .arg(id.to_string())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -484,14 +488,21 @@ fn ctrl_c_of_one_command_is_exit_130_and_says_the_server_goes_on() {
         libc::kill(child.id() as libc::pid_t, libc::SIGINT);
     }
     let output = child.wait_with_output().unwrap();
-    assert!(interrupted.elapsed() < Duration::from_secs(3), "{output:?}");
+    assert!(interrupted.elapsed() < Duration::from_secs(4), "{output:?}");
     assert_eq!(output.status.code(), Some(130), "{output:?}");
     let stderr = text(&output.stderr);
     assert!(
-        stderr.contains("interrupted: the server may still be completing the SYNC")
-            && stderr.contains("not available yet"),
+        stderr.contains("cancelling: asked the server to cancel the SYNC")
+            && stderr.contains("cancelled: the report above says what arrived"),
         "{stderr}"
     );
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(&id.to_string()) && stdout.contains("cancelled by the client"),
+        "{stdout}"
+    );
+    let log = destination.process.log();
+    assert!(log.contains("the client cancelled the SYNC"), "{log}");
 }
 
 #[test]

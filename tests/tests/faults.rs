@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use plasma_stream_tests::netns::{Namespace, Protocol};
+use plasma_stream_tests::trickler::Trickler;
 use plasma_stream_tests::{
     client, contains, oid, put, unsealed, verify, ObjectId, RealStore, Server, ServerConfig,
 };
@@ -472,67 +473,7 @@ async fn heavy_tcp_link_cut_halfway_resumes_copy_and_take() {
 /// seconds, where the trickle would take over four minutes.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trickling_holder_is_stalled_by_progress_not_only_by_silence() {
-    use plasma_stream_certs::{Identity, Trust};
-    use plasma_stream_protocol::wire::{ObjectHeader, StreamRequest};
-    use plasma_stream_transport::{
-        Endpoint, Incoming, MessageReader, ReadBudget, TransportConfig, TransportMode,
-    };
-
-    let identity = Identity::generate(["trickler"]).unwrap();
-    let config = TransportConfig {
-        mode: TransportMode::Quic,
-        ..TransportConfig::default()
-    };
-    let holder = Endpoint::server(
-        "127.0.0.1:0".parse().unwrap(),
-        &identity,
-        &Trust::Insecure,
-        config,
-    )
-    .await
-    .unwrap();
-    let holder_addr = holder.local_addr().expect("bound");
-    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let counted = attempts.clone();
-    let trickler = tokio::spawn(async move {
-        while let Some(Incoming::Connection(connection)) = holder.accept().await {
-            let counted = counted.clone();
-            tokio::spawn(async move {
-                while let Ok(Some((mut send, recv))) = connection.accept_bi().await {
-                    let counted = counted.clone();
-                    tokio::spawn(async move {
-                        let budget = ReadBudget::new(1 << 20);
-                        let mut reader = MessageReader::new(recv, Duration::from_secs(30), &budget);
-                        let Ok(Some(StreamRequest::Object(request))) =
-                            reader.next(StreamRequest::decode).await
-                        else {
-                            return;
-                        };
-                        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let mut header = Vec::new();
-                        ObjectHeader::Begin {
-                            data_size: MIB,
-                            metadata_size: 0,
-                            offset: request.resume_offset,
-                        }
-                        .encode(&mut header)
-                        .unwrap();
-                        if send.write_all_bytes(&header).await.is_err() {
-                            return;
-                        }
-                        let piece = [7u8; 1024];
-                        loop {
-                            if send.write_all_bytes(&piece).await.is_err() {
-                                return;
-                            }
-                            tokio::time::sleep(Duration::from_millis(250)).await;
-                        }
-                    });
-                }
-            });
-        }
-    });
-
+    let trickler = Trickler::start(MIB).await;
     let destination = Server::start(
         ServerConfig {
             transport: "quic",
@@ -552,7 +493,7 @@ async fn a_trickling_holder_is_stalled_by_progress_not_only_by_silence() {
     let report = tokio::time::timeout(
         Duration::from_secs(30),
         client(destination.addr).await.sync(vec![PeerRequest::Copy {
-            from: holder_addr,
+            from: trickler.addr,
             objects: vec![id],
         }]),
     )
@@ -560,15 +501,10 @@ async fn a_trickling_holder_is_stalled_by_progress_not_only_by_silence() {
     .expect("the SYNC answers within seconds, not at the trickle's pace")
     .unwrap();
     let took = started.elapsed();
-    trickler.abort();
     let outcome = &report.peer_reports[0].objects[0];
     assert_eq!(outcome.status, Status::PeerConnectionFailed, "{report:?}");
     assert!(took < Duration::from_secs(20), "{took:?}");
-    assert_eq!(
-        attempts.load(std::sync::atomic::Ordering::Relaxed),
-        2,
-        "one attempt and one retry"
-    );
+    assert_eq!(trickler.requests(), 2, "one attempt and one retry");
     let log = destination.process.log();
     assert!(log.contains("too little progress"), "{log}");
     assert!(

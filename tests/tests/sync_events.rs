@@ -3,10 +3,14 @@
 
 use std::net::SocketAddr;
 
+use plasma_stream_tests::trickler::Trickler;
 use plasma_stream_tests::{
-    client, oid, pinned_client, pinned_config, put, verify, Identities, Server, ServerConfig,
+    client, contains, oid, pinned_client, pinned_config, put, unsealed, verify, Identities, Server,
+    ServerConfig,
 };
-use stream::{PeerRequest, ProgressEvent, ReasonCode, Status, UNKNOWN_TOTAL, WHOLE_SYNC};
+use stream::{
+    ObjectState, PeerRequest, ProgressEvent, ReasonCode, Status, UNKNOWN_TOTAL, WHOLE_SYNC,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -183,4 +187,110 @@ async fn a_large_sync_reports_increasing_progress_and_a_final_total() {
             (id, stream::ObjectState::Arrived)
         ]
     );
+}
+
+/// A cancel while one object is half received and others wait: what arrived stays sealed,
+/// the half-received object is aborted (nothing unsealed is left), the waiting ones are never
+/// started, and each is reported as cancelled — within seconds, where the trickling holder
+/// would take minutes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_sync_keeps_what_arrived_and_aborts_the_rest() {
+    let trickler = Trickler::start(MIB).await;
+    let source = Server::embedded(16 * MIB);
+    let arrived: Vec<_> = (0..2).map(|n| oid(0x55, n)).collect();
+    for &id in &arrived {
+        put(&mut source.store(), id, 4096, 8);
+    }
+    let slow: Vec<_> = (0..3).map(|n| oid(0x56, n)).collect();
+    // One stream per peer request: the trickler's first object holds up the other two.
+    let destination =
+        Server::start(ServerConfig::embedded(64 * MIB).with_args(&["--streams-per-peer", "1"]));
+    let client = client(destination.addr).await;
+    let request = vec![
+        PeerRequest::Copy {
+            from: source.addr,
+            objects: arrived.clone(),
+        },
+        PeerRequest::Copy {
+            from: trickler.addr,
+            objects: slow.clone(),
+        },
+    ];
+    // Cancel once the fast objects are in and the slow one has started arriving.
+    let (ready, cancel) = tokio::sync::oneshot::channel::<()>();
+    let mut ready = Some(ready);
+    let (mut sealed, mut started_slow) = (0, false);
+    let started = std::time::Instant::now();
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        client.sync_with_progress_until(
+            request,
+            |event| {
+                if let ProgressEvent::Object(o) = event {
+                    match (o.peer_request, o.state) {
+                        (0, ObjectState::Arrived) => sealed += 1,
+                        (1, ObjectState::Started) => started_slow = true,
+                        _ => {}
+                    }
+                }
+                if sealed == 2 && started_slow {
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(());
+                    }
+                }
+            },
+            async {
+                let _ = cancel.await;
+            },
+        ),
+    )
+    .await
+    .expect("a cancelled SYNC answers at once")
+    .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let fast = &report.peer_reports[0];
+    assert_eq!(fast.status, Status::Success, "{report:?}");
+    for &id in &arrived {
+        verify(&mut destination.store(), id, 4096, 8);
+    }
+    let cut = &report.peer_reports[1];
+    assert_eq!(cut.objects.len(), 3, "{report:?}");
+    for outcome in &cut.objects {
+        assert_eq!(outcome.status, Status::PeerRequestFailed, "{outcome:?}");
+        assert_eq!(outcome.reason.code, ReasonCode::Cancelled, "{outcome:?}");
+        assert!(!contains(&mut destination.store(), outcome.id));
+    }
+    // The half-received one had bytes; the two behind it were never started.
+    assert_eq!(cut.objects[0].id, slow[0]);
+    assert!(cut.objects[0].bytes_moved > 0, "{report:?}");
+    assert_eq!(cut.objects[0].attempts, 1, "{report:?}");
+    assert_eq!((cut.objects[1].attempts, cut.objects[2].attempts), (0, 0));
+    assert_eq!(trickler.requests(), 1, "no object started after the cancel");
+    assert!(
+        unsealed(&destination.socket).is_empty(),
+        "unsealed leftover"
+    );
+    let log = destination.process.log();
+    assert!(log.contains("the client cancelled the SYNC"), "{log}");
+
+    // The connection still serves: the same SYNC again finds the fast objects already there.
+    let again = client
+        .sync_with_progress(
+            vec![PeerRequest::Copy {
+                from: source.addr,
+                objects: arrived.clone(),
+            }],
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert!(again.peer_reports[0]
+        .objects
+        .iter()
+        .all(|o| o.status == Status::AlreadyInStore));
 }
