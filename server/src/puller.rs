@@ -173,14 +173,17 @@ pub async fn pull_object<S: ObjectStore>(
     let _transfer = node.shutdown.transfer();
     let started = std::time::Instant::now();
     let sync = track.sync();
+    // Biased: an object of a SYNC already cancelled (or a server already aborting) is never
+    // requested from its holder.
     let (status, reason) = tokio::select! {
-        outcome = pull_with_retries(node, peer, connection.clone(), kind, id, &mut *track) => outcome,
+        biased;
         // Abort phase: dropping the pull drops (and so aborts) any unsealed object.
         _ = node.shutdown.reached(Phase::Aborting) => {
             (Status::PeerRequestFailed, Reason::new(ReasonCode::ShuttingDown, "this server is shutting down"))
         }
         // The same for a cancel by the SYNC's client.
         () = sync.cancelled() => reasons::cancelled(),
+        outcome = pull_with_retries(node, peer, connection.clone(), kind, id, &mut *track) => outcome,
     };
     let outcome = DetailedOutcome {
         id,

@@ -183,10 +183,6 @@ async fn check_and_pull<S: ObjectStore>(
     let id = claim.id();
     let outcome = match already_here(node, id).await {
         Some(status) => decided(id, status, reasons::status(status)),
-        None if track.sync().is_cancelled() => {
-            let (status, reason) = reasons::cancelled();
-            decided(id, status, reason)
-        }
         None => pull_object(node, peer, connection, kind, &mut track).await,
     };
     drop(claim);

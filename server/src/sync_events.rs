@@ -130,7 +130,7 @@ fn on_client_message(
             true
         }
         Ok(Some(_)) => {
-            warn!("the client sent a request inside its running SYNC's stream; not reading it until the report");
+            warn!("the client sent a request inside its running SYNC's stream; discarded it, and reading nothing more until the report");
             false
         }
         Ok(None) => false,
