@@ -13,14 +13,16 @@ use rustyline::{Context, Editor, Helper};
 
 use crate::{is_blank_or_comment, run_line, Outcome, Printing, Session};
 
-const HELP: &str = "Commands (keywords in any case; <addr> is a peer server's IP:port, <oid> 40 hex digits):
+const HELP: &str =
+    "Commands (keywords in any case; <addr> is a peer server's IP:port, <oid> 40 hex digits):
   COPY <addr> <oid>...                       copy objects from the peer into this server's store
   TAKE <addr> <oid>...                       move them: the peer deletes each after we sealed it
   SYNC COPY <addr> <oid>... ; TAKE <addr> <oid>...   several peer requests at once
   help [COPY|TAKE|SYNC|status|exit-codes]    this help, or help on one topic
   quit, exit, Ctrl-D                         leave (history is saved)
 Tab completes keywords; Up/Down and Ctrl-R search the history.
-Ctrl-C during a command stops waiting for it (the server may still complete it); Ctrl-C twice leaves.";
+Ctrl-C during a command asks the server to cancel it (what is sealed stays) and shows its
+report; a second Ctrl-C stops waiting for the report. Ctrl-C twice at the prompt leaves.";
 
 const HELP_COPY: &str = "COPY <addr> <oid>...
   The server pulls each object from the peer server at <addr> into its own store; the peer
@@ -193,7 +195,10 @@ pub async fn run(session: &mut Session, print: Printing) -> Outcome {
                     Some(Builtin::Quit) => break,
                     Some(Builtin::Help(text)) => println!("{text}"),
                     None => match run_line(session, &line, print).await {
-                        Outcome::Interrupted => {
+                        // A command the user stopped does not make the session's exit
+                        // code 130 (that is for a run outside the REPL); its report said
+                        // what arrived.
+                        Outcome::Interrupted | Outcome::Cancelled => {
                             interrupted = true;
                             eprintln!("(Ctrl-C again to leave)");
                         }

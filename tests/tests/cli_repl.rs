@@ -147,8 +147,9 @@ fn ctrl_c_interrupts_a_command_not_the_repl_and_history_is_kept() {
     terminal.type_bytes(format!("COPY {} {}\r", source.addr, oid(40, 1)).as_bytes());
     wait_until_logged(&destination, "SYNC peer_requests=1");
     terminal.type_bytes(b"\x03");
-    terminal.wait_for("server may still be completing the SYNC", 1);
-    terminal.wait_for("not available yet", 1);
+    // The server cancels the SYNC and reports the object that never came as cancelled.
+    terminal.wait_for("cancelled by the client", 1);
+    terminal.wait_for("cancelled: the report above says what arrived", 1);
     terminal.wait_for("plasma-stream> ", 2);
     assert!(
         started.elapsed() < Duration::from_secs(6),
