@@ -225,6 +225,10 @@ pub struct TransportConfig {
     /// interleaves streams so no object waits behind another; turning it off sends streams more
     /// nearly one after another, which helps when many small objects are queued. Default on.
     pub send_fairness: bool,
+
+    /// Told each inbound attempt the front door refuses or drops, by reason (see
+    /// [`crate::RefusalHook`]); the server counts them in its metrics. Default none.
+    pub on_refusal: Option<crate::RefusalHook>,
 }
 
 impl Default for TransportConfig {
@@ -253,6 +257,7 @@ impl Default for TransportConfig {
             loopback_mtu: MAX_LOOPBACK_MTU,
             ack_eliciting_threshold: None,
             send_fairness: true,
+            on_refusal: None,
         }
     }
 }

@@ -49,12 +49,44 @@ pub(crate) enum Refusal {
 
 const REASONS: usize = 8;
 
+/// The name of every [`Refusal`], as [`RefusalHook`] reports them: a metrics registry can make
+/// each counter at start, so a reason that never happened reads 0 instead of being absent.
+pub const REFUSAL_REASONS: [&str; REASONS] = [
+    Refusal::ConnectionLimit.name(),
+    Refusal::Handshakes.name(),
+    Refusal::PerSource.name(),
+    Refusal::HandshakeTimeout.name(),
+    Refusal::HandshakeFailed.name(),
+    Refusal::NotTls.name(),
+    Refusal::Descriptors.name(),
+    Refusal::IdentityLimit.name(),
+];
+
+/// Told the reason's name (one of [`REFUSAL_REASONS`]) each time the front door refuses or
+/// drops an inbound attempt, before any rate limiting of the log: how a server counts
+/// refusals in its metrics without this crate knowing of metrics. Called on the accept path,
+/// so it must be cheap (an atomic add) and must not block.
+#[derive(Clone)]
+pub struct RefusalHook(Arc<dyn Fn(&'static str) + Send + Sync>);
+
+impl RefusalHook {
+    pub fn new(hook: impl Fn(&'static str) + Send + Sync + 'static) -> Self {
+        RefusalHook(Arc::new(hook))
+    }
+}
+
+impl std::fmt::Debug for RefusalHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefusalHook")
+    }
+}
+
 impl Refusal {
     fn index(self) -> usize {
         self as usize
     }
 
-    fn name(self) -> &'static str {
+    const fn name(self) -> &'static str {
         match self {
             Refusal::ConnectionLimit => "connection_limit",
             Refusal::Handshakes => "handshake_limit",
@@ -257,15 +289,17 @@ impl Drop for HandshakeTicket {
 #[derive(Debug)]
 pub(crate) struct RefusalLog {
     interval: Duration,
+    hook: Option<RefusalHook>,
     counts: [AtomicU64; REASONS],
     /// Per reason: whether its first line of the current interval was written.
     logged: Mutex<[bool; REASONS]>,
 }
 
 impl RefusalLog {
-    pub(crate) fn new(interval: Duration) -> Arc<Self> {
+    pub(crate) fn new(interval: Duration, hook: Option<RefusalHook>) -> Arc<Self> {
         Arc::new(RefusalLog {
             interval,
+            hook,
             counts: Default::default(),
             logged: Mutex::new([false; REASONS]),
         })
@@ -275,6 +309,9 @@ impl RefusalLog {
     /// the line that gets written.
     pub(crate) fn record(&self, reason: Refusal, detail: impl FnOnce() -> String) {
         self.counts[reason.index()].fetch_add(1, Ordering::Relaxed);
+        if let Some(hook) = &self.hook {
+            (hook.0)(reason.name());
+        }
         let first = match self.logged.lock() {
             Ok(mut logged) => !std::mem::replace(&mut logged[reason.index()], true),
             Err(_) => false,
@@ -478,7 +515,13 @@ mod tests {
 
     #[test]
     fn refusal_log_counts_and_resets_each_interval() {
-        let log = RefusalLog::new(Duration::from_secs(10));
+        let hooked = Arc::new(AtomicU64::new(0));
+        let seen = hooked.clone();
+        let hook = RefusalHook::new(move |reason| {
+            assert_eq!(reason, "per_source_limit");
+            seen.fetch_add(1, Ordering::Relaxed);
+        });
+        let log = RefusalLog::new(Duration::from_secs(10), Some(hook));
         let mut formatted = 0;
         for _ in 0..5 {
             log.record(Refusal::PerSource, || {
@@ -502,6 +545,9 @@ mod tests {
             "detail".into()
         });
         assert_eq!(formatted, 2, "a new interval logs its first refusal again");
+        // The hook hears every refusal, logged or only counted.
+        assert_eq!(hooked.load(Ordering::Relaxed), 6);
+        assert!(REFUSAL_REASONS.contains(&Refusal::PerSource.name()));
     }
 
     #[test]

@@ -61,6 +61,7 @@ mod tcp;
 
 pub use config::{CongestionControl, TransportConfig, TransportMode};
 pub use connection::{Connection, ConnectionKind};
+pub use door::{RefusalHook, REFUSAL_REASONS};
 pub use endpoint::{all_interfaces, Endpoint, Incoming, LegacyStream, ALPN};
 pub use error::{RefusedBecause, Result, TransportError};
 pub use pool::ConnectionPool;

@@ -125,7 +125,10 @@ impl Endpoint {
         tls_server.alpn_protocols = vec![ALPN.to_vec()];
         let tls_server = Arc::new(tls_server);
 
-        let log = RefusalLog::new(config.refusal_log_interval.max(Duration::from_millis(100)));
+        let log = RefusalLog::new(
+            config.refusal_log_interval.max(Duration::from_millis(100)),
+            config.on_refusal.clone(),
+        );
         let door = Door {
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             max_connections: config.max_connections.max(1),
