@@ -104,4 +104,10 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error("access policy: {0}")]
     Access(#[from] crate::access::AccessError),
+    #[error("cannot listen for --metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -31,8 +31,13 @@ const SEND_PIECE: usize = 4 * 1024 * 1024;
 pub enum Served {
     /// Refused with this status before any byte of the object.
     Refused(Status),
-    /// Sent; the puller acknowledged with this status.
-    Sent { ack: Status, deleted: bool },
+    /// Sent (`bytes` of metadata and data, from the requested offset); the puller
+    /// acknowledged with this status.
+    Sent {
+        ack: Status,
+        deleted: bool,
+        bytes: u64,
+    },
 }
 
 /// Who is pulling: what the access policy decides on, and what the audit log names.
@@ -140,6 +145,7 @@ pub async fn serve_object<S: ObjectStore>(
     }
     // Release our reference before a delete, so the store can free the object at once.
     let size = object.data.len() as u64 + object.metadata.len() as u64;
+    let sent = object.metadata.len() as u64 + data.len() as u64;
     drop(data);
     drop(object);
 
@@ -175,7 +181,11 @@ pub async fn serve_object<S: ObjectStore>(
     send.finish().await?;
     debug!(object = %id, kind = %request.kind, bytes = size, offset = body.offset,
         sent = body.len(), ack = %ack, deleted, "served object");
-    Ok(Served::Sent { ack, deleted })
+    Ok(Served::Sent {
+        ack,
+        deleted,
+        bytes: sent,
+    })
 }
 
 /// Deletes a TAKEn object after its 0x41 Ack, and says so in the audit log.

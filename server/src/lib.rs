@@ -12,6 +12,7 @@
 //!   `protocol::exchange::ObjectServe` (TAKE deletes after Ack);
 //! - [`legacy`]: the original plaintext format behind `--legacy-tcp`;
 //! - [`inflight`]: the *receiving* and *taking* ID sets; [`shutdown`]: drain, then abort;
+//! - [`metrics`]: what is counted for `--metrics`; [`metrics_endpoint`]: its HTTP listener;
 //! - [`error`]: errors → status codes.
 //!
 //! The server is generic over [`plasma_store::ObjectStore`]: the socket pool (any Plasma
@@ -24,6 +25,8 @@ pub mod holder;
 pub mod inflight;
 pub mod legacy;
 pub mod listener;
+pub mod metrics;
+pub mod metrics_endpoint;
 pub mod node;
 pub mod options;
 pub mod prefault;
@@ -96,7 +99,11 @@ pub async fn run(options: Options) -> Result<(), StartError> {
             let store = plasma_store::store::EmbeddedStore::start(config)?;
             info!(socket = %options.plasma_socket.display(), capacity, "embedded Plasma store running");
             let handle = store.handle();
-            let result = serve(options, identity, trust, handle).await;
+            let used = {
+                let handle = handle.clone();
+                move || handle.allocated()
+            };
+            let result = serve(options, identity, trust, handle, Some(Box::new(used))).await;
             drop(store);
             result
         }
@@ -115,7 +122,9 @@ pub async fn run(options: Options) -> Result<(), StartError> {
             )
             .await?;
             info!(socket = %options.plasma_socket.display(), "connected to the Plasma store");
-            serve(options, identity, trust, pool).await
+            // A socket store answers no "bytes in use" cheaply (only a list of every
+            // object): its metrics have the capacity alone.
+            serve(options, identity, trust, pool, None).await
         }
     }
 }
@@ -259,12 +268,22 @@ fn trust_from(options: &Options) -> Result<Trust, StartError> {
     Ok(Trust::Pinned(trusted))
 }
 
+/// Tells the bytes of live objects in the store, where the store can (the embedded one).
+type StoreUse = Box<dyn Fn() -> u64 + Send + Sync>;
+
 async fn serve<S: ObjectStore>(
     options: Options,
     identity: Identity,
     trust: Trust,
     store: S,
+    store_used: Option<StoreUse>,
 ) -> Result<(), StartError> {
+    let capacity = store.capacity().await.ok();
+    let metrics = Arc::new(metrics::Metrics::new(capacity, store_used.is_some()));
+    let on_refusal = {
+        let metrics = metrics.clone();
+        plasma_stream_transport::RefusalHook::new(move |reason| metrics.refused(reason))
+    };
     let config = TransportConfig {
         mode: options.transport,
         congestion: options.congestion,
@@ -276,6 +295,7 @@ async fn serve<S: ObjectStore>(
         quic_retry_above: options.quic_retry_above,
         legacy_tcp: options.legacy_tcp,
         send_fairness: options.send_fairness,
+        on_refusal: Some(on_refusal),
         ..TransportConfig::default()
     };
     // Listen for SIGINT/SIGTERM before anyone can see this server (the ready file, the port):
@@ -310,15 +330,36 @@ async fn serve<S: ObjectStore>(
             networks.join(", ")
         );
     }
+    let shutdown = Shutdown::new();
+    // Bound before the ready file is written: a ready server can be scraped, and a metrics
+    // port already taken fails the start instead of a scrape later.
+    let metrics_listener = match options.metrics {
+        Some(addr) => Some(metrics_endpoint::bind(addr).await?),
+        None => None,
+    };
+    let metrics_addr = match &metrics_listener {
+        Some(listener) => Some(listener.local_addr()?),
+        None => None,
+    };
     if let Some(path) = &options.ready_file {
         // Written to a temporary name first, so a reader never sees half a line.
         let partial = path.with_extension("partial");
-        std::fs::write(&partial, format!("{listen} {fingerprint}\n"))?;
+        let metrics_field = metrics_addr.map_or(String::new(), |addr| format!(" metrics={addr}"));
+        std::fs::write(&partial, format!("{listen} {fingerprint}{metrics_field}\n"))?;
         std::fs::rename(&partial, path)?;
     }
+    let scrapes = metrics_listener.map(|listener| {
+        let sample: metrics_endpoint::Sampler = {
+            let shutdown = shutdown.clone();
+            Arc::new(move || metrics::Sample {
+                transfers_in_flight: shutdown.transfers_in_flight() as u64,
+                store_used: store_used.as_ref().map(|used| used()),
+            })
+        };
+        tokio::spawn(metrics_endpoint::serve(listener, metrics.clone(), sample))
+    });
 
     let access = load_access(&options)?;
-    let shutdown = Shutdown::new();
     let node = Arc::new(Node {
         store,
         store_timeout: options.store_timeout(),
@@ -343,6 +384,7 @@ async fn serve<S: ObjectStore>(
             retries: options.retries,
             backoff: Duration::from_millis(options.retry_backoff),
         },
+        metrics,
     });
     let accept = tokio::spawn(listener::accept_loop(node.clone(), endpoint.clone()));
 
@@ -369,6 +411,9 @@ async fn serve<S: ObjectStore>(
         error!("some transfers did not stop within 5 s");
     }
     accept.abort();
+    if let Some(scrapes) = scrapes {
+        scrapes.abort();
+    }
     endpoint.close();
     let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
     // Give background aborts a moment to reach the store.

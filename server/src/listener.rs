@@ -122,6 +122,7 @@ async fn serve_exchange<S: ObjectStore>(
                     served = serve_object(&node, request, &mut send, &mut reader, ticket.take(), puller.clone()).instrument(span) => served,
                     _ = node.shutdown.reached(Phase::Aborting) => Err(ServeError::ShuttingDown),
                 };
+                node.metrics.served(puller.addr, &served);
                 served.map(|_| ())
             }
             Ok(Some(StreamRequest::Sync(request))) => {

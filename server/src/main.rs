@@ -1,6 +1,7 @@
 //! `plasma-stream-server`: thin wiring; the work lives in the library (see its docs).
 
 use clap::Parser;
+use plasma_stream_server::options::LogFormat;
 use plasma_stream_server::{run, Options};
 use tracing_subscriber::EnvFilter;
 
@@ -10,11 +11,22 @@ fn main() {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&options.log))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match options.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // The event's fields beside `message` at the top level (what log collectors index),
+        // and every span it is in (connection, peer request, object) with their fields.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+    }
 
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = options.worker_threads {
@@ -22,13 +34,23 @@ fn main() {
     }
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("plasma-stream-server: cannot start the async runtime: {error}");
-            std::process::exit(1);
-        }
+        Err(error) => fatal(
+            options.log_format,
+            &format!("cannot start the async runtime: {error}"),
+        ),
     };
+    let format = options.log_format;
     if let Err(error) = runtime.block_on(run(options)) {
-        eprintln!("plasma-stream-server: {error}");
-        std::process::exit(1);
+        fatal(format, &error.to_string());
     }
+}
+
+/// Says why the server stops (as a log line in JSON mode, so that every line of stderr is
+/// JSON) and exits with 1.
+fn fatal(format: LogFormat, message: &str) -> ! {
+    match format {
+        LogFormat::Text => eprintln!("plasma-stream-server: {message}"),
+        LogFormat::Json => tracing::error!(error = message, "plasma-stream-server cannot go on"),
+    }
+    std::process::exit(1);
 }

@@ -63,6 +63,8 @@ pub struct Node<S> {
     pub evict_for_incoming: bool,
     /// How transient failures of a pull are retried.
     pub retry: RetryPolicy,
+    /// What `--metrics` serves (counted whether or not it is served: a few atomics).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl<S> Node<S> {

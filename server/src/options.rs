@@ -190,9 +190,16 @@ pub struct Options {
     pub drain_timeout: u64,
 
     /// Once listening, write `ADDRESS FINGERPRINT` (one line) to this file: how scripts and
-    /// tests learn the port chosen for `-p 0`, and what to pin.
+    /// tests learn the port chosen for `-p 0`, and what to pin. With --metrics the line ends
+    /// with `metrics=ADDRESS` (the port chosen for a metrics port of 0).
     #[arg(long, value_name = "FILE")]
     pub ready_file: Option<PathBuf>,
+
+    /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics, e.g.
+    /// 127.0.0.1:9100 (port 0: any free port, written to --ready-file). Plain HTTP: bind it to
+    /// loopback or a monitoring network, not to the peers' interface. Default: off.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 
     /// Print the fingerprint of the certificate in --cert-dir (generating it if needed) and
     /// exit: what to give peers' and clients' --trust before the first start.
@@ -209,6 +216,21 @@ pub struct Options {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive). Env RUST_LOG wins.
     #[arg(long, default_value = "info")]
     pub log: String,
+
+    /// Log lines on stderr as human-readable text, or as one JSON object per line (for log
+    /// collectors: `timestamp`, `level`, `target`, `message`, the event's fields and its
+    /// `spans`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event (ANSI colours on a terminal).
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Options {
@@ -330,6 +352,12 @@ mod tests {
             transport.inbound_handshake_timeout
         );
         assert_eq!(options.quic_retry_above, transport.quic_retry_above);
+        assert_eq!(options.metrics, None);
+        assert_eq!(options.log_format, LogFormat::Text);
+        let json = Options::parse_from(["s", "--log-format", "json", "--metrics", "127.0.0.1:0"]);
+        assert_eq!(json.log_format, LogFormat::Json);
+        assert_eq!(json.metrics, Some(SocketAddr::from(([127, 0, 0, 1], 0))));
+        assert!(Options::try_parse_from(["s", "--log-format", "xml"]).is_err());
         assert!(Options::try_parse_from(["s", "--handshake-timeout", "0"]).is_err());
         let half = Options::parse_from(["s", "--handshake-timeout", "0.5"]);
         assert_eq!(half.handshake_timeout, Duration::from_millis(500));

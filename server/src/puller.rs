@@ -193,6 +193,8 @@ pub async fn pull_object<S: ObjectStore>(
         attempts: track.attempts(),
         duration_ms: started.elapsed().as_millis() as u64,
     };
+    node.metrics
+        .pulled(peer, outcome.bytes_moved, outcome.status.is_success());
     debug!(object = %id, %kind, %peer, status = %outcome.status, reason = %outcome.reason,
         bytes = outcome.bytes_moved, attempts = outcome.attempts, elapsed_ms = outcome.duration_ms, "pulled");
     outcome

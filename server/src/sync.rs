@@ -146,6 +146,7 @@ pub async fn run_sync_detailed<S: ObjectStore>(
     let arrived = outcomes.clone().filter(|o| o.status.is_success()).count();
     let bytes: u64 = outcomes.map(|o| o.bytes_moved).sum();
     let seconds = started.elapsed().as_secs_f64();
+    node.metrics.sync_done(&report, started.elapsed());
     info!(
         arrived,
         objects,
@@ -381,6 +382,7 @@ async fn run_peer_request<S: ObjectStore>(
     let report = DetailedPeerReport::from_outcomes(outcomes.into_iter().flatten().collect());
     info!(status = %report.status, objects = total, "peer request done");
     log_path_stats(&connection);
+    node.metrics.sample_path(peer, &connection);
     report
 }
 
