@@ -299,6 +299,9 @@ pub struct Server {
     pub fingerprint: String,
     /// The Plasma socket of its store.
     pub socket: PathBuf,
+    /// Where its metrics are served, when started with `--metrics` (the ready file's
+    /// `metrics=ADDRESS`).
+    pub metrics: Option<SocketAddr>,
     _dir: TempDir,
 }
 
@@ -385,11 +388,15 @@ impl Server {
             .and_then(|a| a.parse().ok())
             .expect("address in ready file");
         let fingerprint = parts.next().unwrap_or_default().to_owned();
+        let metrics = parts
+            .find_map(|part| part.strip_prefix("metrics="))
+            .map(|a| a.parse().expect("metrics address in ready file"));
         Ok(Server {
             process,
             addr,
             fingerprint,
             socket,
+            metrics,
             _dir: dir,
         })
     }
