@@ -6,7 +6,9 @@
 //! - interactively (a REPL with line editing, completion and history) when stdin is a terminal.
 //!
 //! Commands (the grammar of the protocol crate): `COPY <addr> <oid>…`, `TAKE <addr> <oid>…`,
-//! and `SYNC COPY <addr> <oid>… ; TAKE <addr> <oid>…` for several peers at once.
+//! and `SYNC COPY <addr> <oid>… ; TAKE <addr> <oid>…` for several peers at once; and about the
+//! server's own store (the `store` module): `ls`, `info <oid>`, `stats`, `put FILE [--id
+//! <oid>]`, `get <oid> FILE`.
 //!
 //! Exit codes: the end of `--help` ([`AFTER_HELP`]) and docs/operations.md.
 
@@ -14,6 +16,7 @@ mod address;
 mod progress;
 mod repl;
 mod report;
+mod store;
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -108,6 +111,9 @@ const AFTER_HELP: &str = "Commands:
   COPY <addr> <oid>...                      copy objects from the peer at <addr>
   TAKE <addr> <oid>...                      take them (the peer deletes after our Ack)
   SYNC COPY <addr> <oid>... ; TAKE <addr> <oid>...   several peers at once (quote the ;)
+  ls | info <oid> | stats                   what the server's store holds; what it did
+  put FILE [--id <oid>] | get <oid> FILE    a file into the server's store, or out of it
+                                            (one-command mode: `-- put FILE --id <oid>`)
 Without a command: a script on stdin, or the REPL when stdin is a terminal (`help` there).
 
 Exit code:
@@ -160,7 +166,13 @@ async fn run(options: Options) -> Outcome {
     if let (Some(out), Some(ca_dir)) = (&options.issue_cert, &options.ca_dir) {
         return issue_certificate(out, ca_dir, &options.cert_names, options.days);
     }
-    if let Some(token) = options.command.iter().find(|t| t.starts_with('-')) {
+    // `put FILE --id <oid>` has an option of its own (given after `--`).
+    let store_command = store::parse(&options.command.join(" ")).is_some();
+    if let Some(token) = options
+        .command
+        .iter()
+        .find(|t| t.starts_with('-') && !store_command)
+    {
         // Only reachable after `--`: clap reads every other `-x` as an option.
         eprintln!(
             "error: `{token}` after the command looks like an option: put options before `--` \
@@ -422,6 +434,14 @@ fn builder(options: &Options) -> Result<ClientBuilder, String> {
 /// first Ctrl-C while it runs asks the server to cancel the SYNC and still prints the report;
 /// a second stops waiting for it (the caller decides what comes next).
 async fn run_line(session: &mut Session, line: &str, print: Printing) -> Outcome {
+    match store::parse(line) {
+        Some(Ok(command)) => return store::run(session, command, print).await,
+        Some(Err(error)) => {
+            eprintln!("error: {error}");
+            return Outcome::Error;
+        }
+        None => {}
+    }
     if let Some(token) = line.split_whitespace().find(|t| t.starts_with('-')) {
         // The grammar would call it a bad object ID or address; say what it really is.
         eprintln!(

@@ -18,7 +18,12 @@ const HELP: &str =
   COPY <addr> <oid>...                       copy objects from the peer into this server's store
   TAKE <addr> <oid>...                       move them: the peer deletes each after we sealed it
   SYNC COPY <addr> <oid>... ; TAKE <addr> <oid>...   several peer requests at once
-  help [COPY|TAKE|SYNC|status|exit-codes]    this help, or help on one topic
+  ls                                         the objects in the server's store
+  info <oid>                                 one object of the server's store
+  stats                                      what the server moved since it started
+  put FILE [--id <oid>]                      store a file as an object in the server's store
+  get <oid> FILE                             write an object of the server's store to a file
+  help [COPY|TAKE|SYNC|ls|info|stats|put|get|status|exit-codes]   this help, or one topic
   quit, exit, Ctrl-D                         leave (history is saved)
 Tab completes keywords; Up/Down and Ctrl-R search the history.
 Ctrl-C during a command asks the server to cancel it (what is sealed stays) and shows its
@@ -43,6 +48,25 @@ const HELP_SYNC: &str = "SYNC COPY <addr> <oid>... ; TAKE <addr> <oid>... [; ...
   They run concurrently; the report has one line per peer request. An object ID may appear
   only once in a SYNC.
   Example: SYNC COPY 127.0.0.1:2022 <oid> <oid> ; TAKE 127.0.0.1:2023 <oid>";
+
+const HELP_LS: &str = "ls
+  Lists every object in the server's store: ID, data and metadata bytes, sealed or still
+  being written, and when it was created. `info <oid>` shows one (exit code 1 if absent).
+  Both need the `sync` right at the server (docs/security.md).";
+
+const HELP_STATS: &str = "stats
+  What the server did since it started: transfers in flight, objects and bytes received and
+  sent (per peer too), failed objects, and its store's capacity and use. Needs `sync`.";
+
+const HELP_PUT: &str = "put FILE [--id <oid>]
+  Sends FILE to the server, which stores it as one object (data = the file, no metadata)
+  and seals it. Without --id the ID is the file's content hash (XXH3-128 and its size), so
+  the same file put twice is already there (0x81, success unless --strict). Needs `sync`;
+  the object evicts nothing from the store unless the server runs with --evict-for-incoming.";
+
+const HELP_GET: &str = "get <oid> FILE
+  Copies an object of the server's store into FILE (written as FILE.partial, renamed when
+  whole). The server keeps the object. Needs the `copy` right.";
 
 const HELP_STATUS: &str = "Status codes in reports (docs/protocol.md has the full table):
   0x41 success              0x71 object not found at the peer
@@ -76,6 +100,10 @@ pub fn builtin(line: &str) -> Option<Builtin> {
                 Some("copy") => HELP_COPY,
                 Some("take") => HELP_TAKE,
                 Some("sync") => HELP_SYNC,
+                Some("ls" | "info") => HELP_LS,
+                Some("stats") => HELP_STATS,
+                Some("put") => HELP_PUT,
+                Some("get") => HELP_GET,
                 Some("status" | "statuses" | "codes") => HELP_STATUS,
                 Some("exit-codes" | "exit" | "exit-code") => HELP_EXIT,
                 Some(_) => HELP,
@@ -86,9 +114,22 @@ pub fn builtin(line: &str) -> Option<Builtin> {
 }
 
 /// Words Tab completes at the start of a command (and after `SYNC` or `;`).
-const COMMAND_WORDS: &[&str] = &["COPY", "TAKE", "SYNC", "help", "quit", "exit"];
+const COMMAND_WORDS: &[&str] = &[
+    "COPY", "TAKE", "SYNC", "ls", "info", "stats", "put", "get", "help", "quit", "exit",
+];
 /// Words Tab completes after `help`.
-const HELP_TOPICS: &[&str] = &["COPY", "TAKE", "SYNC", "status", "exit-codes"];
+const HELP_TOPICS: &[&str] = &[
+    "COPY",
+    "TAKE",
+    "SYNC",
+    "ls",
+    "info",
+    "stats",
+    "put",
+    "get",
+    "status",
+    "exit-codes",
+];
 
 struct KeywordHelper;
 
@@ -315,8 +356,10 @@ mod tests {
         assert_eq!(complete("ta"), (0, vec!["take ".to_owned()]));
         assert_eq!(
             complete("help s"),
-            (5, vec!["sync ".into(), "status ".into()])
+            (5, vec!["sync ".into(), "stats ".into(), "status ".into()])
         );
+        assert_eq!(complete("st"), (0, vec!["stats ".to_owned()]));
+        assert_eq!(complete("help g"), (5, vec!["get ".to_owned()]));
         assert_eq!(complete("SYNC C"), (5, vec!["COPY ".to_owned()]));
         assert_eq!(
             complete("SYNC COPY 127.0.0.1:2022 01 ; T"),

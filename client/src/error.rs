@@ -31,6 +31,8 @@ pub enum Error {
     NoTrust,
     #[error("object {id}: {status}")]
     Object { id: ObjectId, status: Status },
+    #[error("the server refused {what}: {status}")]
+    Refused { what: &'static str, status: Status },
     #[error("the server ended the exchange early")]
     Truncated,
     #[error("no reply from the server for {0:?}")]

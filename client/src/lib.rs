@@ -8,6 +8,8 @@
 //!   object's outcome.
 //! - [`Client::copy`] / [`Client::take`] pull objects from the server straight into this
 //!   process (no local store), and [`Client::pull`] streams one object chunk by chunk.
+//! - [`Client::list`], [`Client::info`] and [`Client::stats`] say what the server's store
+//!   holds and what the server did; [`Client::put`] stores an object in the server's store.
 //!
 //! ## Trust
 //!
@@ -34,6 +36,7 @@
 mod builder;
 mod error;
 pub mod pull;
+mod store_requests;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -53,6 +56,7 @@ pub use plasma_stream_protocol::events::{
 pub use plasma_stream_protocol::wire::{ObjectOutcome, PeerReport, SyncReport};
 pub use plasma_stream_protocol::{ObjectId, PeerRequest, Status, TransferKind};
 pub use plasma_stream_transport::{ConnectionKind, TransportMode};
+pub use store_requests::{ListedObject, PeerStats, ServerStats};
 
 use pull::{Pulling, Started};
 

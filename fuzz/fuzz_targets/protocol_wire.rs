@@ -12,6 +12,7 @@ use plasma_stream_protocol::wire::{
     Ack, DeleteResult, DigestTrailer, ObjectHeader, ObjectRequest, StreamKind, StreamRequest,
     SyncReport, SyncRequest,
 };
+use plasma_stream_protocol::store_requests::{ListPiece, ListRequest, PutRequest, ServerStats};
 use plasma_stream_protocol::{DecodeError, EncodeError};
 
 /// Checks the decoder contract for one message type.
@@ -51,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, buf)) = data.split_first() else {
         return;
     };
-    match selector % 9 {
+    match selector % 13 {
         0 => check(buf, StreamRequest::decode, |m, out| m.encode(out)),
         1 => {
             check(buf, SyncRequest::decode, |m, out| m.encode(out));
@@ -63,6 +64,13 @@ fuzz_target!(|data: &[u8]| {
         5 => check(buf, Ack::decode, |m, out| m.encode(out)),
         6 => check(buf, DeleteResult::decode, |m, out| m.encode(out)),
         7 => check(buf, DigestTrailer::decode, |m, out| m.encode(out)),
+        8 => check(buf, ListRequest::decode, |m, out| {
+            m.encode(out);
+            Ok(())
+        }),
+        9 => check(buf, ListPiece::decode, |m, out| m.encode(out)),
+        10 => check(buf, ServerStats::decode, |m, out| m.encode(out)),
+        11 => check(buf, PutRequest::decode, |m, out| m.encode(out)),
         _ => {
             let _ = StreamKind::peek(buf);
             // A decode error's status (what a server answers) never panics either.

@@ -41,6 +41,8 @@ enum State {
     Header,
     /// Puller: the metadata and data bytes the header announced.
     Body(u64),
+    /// Server: the raw object bytes a PUT announced.
+    PutBody(u64),
     /// Puller: the digest trailer it asked for.
     Trailer,
     /// Puller: a TAKE's delete result.
@@ -84,7 +86,7 @@ impl Script for Wire {
 
     fn next(&self) -> Next {
         match self.state {
-            State::Body(len) => Next::Body(len),
+            State::Body(len) | State::PutBody(len) => Next::Body(len),
             _ => Next::Message,
         }
     }
@@ -97,7 +99,7 @@ impl Script for Wire {
             State::Trailer => map(DigestTrailer::decode(buf), Message::Trailer),
             State::Deleted => map(DeleteResult::decode(buf), Message::Deleted),
             State::Report => map(SyncReport::decode(buf), Message::Report),
-            State::Body(_) => unreachable!("bodies are not decoded"),
+            State::Body(_) | State::PutBody(_) => unreachable!("bodies are not decoded"),
         }
     }
 
@@ -107,6 +109,13 @@ impl Script for Wire {
             // The server answers a SYNC with its report; the stream may then carry another
             // exchange.
             Message::Request(StreamRequest::Sync(_) | StreamRequest::SyncWithEvents(_) | StreamRequest::CancelSync) | Message::Ack(_) => State::Request,
+            // LIST and STATS are answered whole; a PUT's object bytes follow it raw (read
+            // into the store by the server, not decoded), after which the stream may carry
+            // another exchange.
+            Message::Request(StreamRequest::List(_) | StreamRequest::Stats) => State::Request,
+            Message::Request(StreamRequest::Put(put)) => {
+                State::PutBody(put.data_size.saturating_add(put.metadata_size))
+            }
             Message::Header(header @ ObjectHeader::Begin { .. }) => State::Body(header.body_len()),
             Message::Header(ObjectHeader::Failed(_)) => State::Header,
             Message::Trailer(_) => self.after_trailer(),
@@ -116,7 +125,10 @@ impl Script for Wire {
     }
 
     fn body_done(&mut self) {
-        self.state = self.after_body();
+        self.state = match self.state {
+            State::PutBody(_) => State::Request,
+            _ => self.after_body(),
+        };
     }
 
     fn refusal(&self, error: &DecodeError, buffered: &[u8]) -> Option<(Status, u32)> {

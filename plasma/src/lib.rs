@@ -47,5 +47,7 @@ pub mod wire;
 pub use client::{ConnectOptions, CreatedObject, PlasmaClient};
 pub use error::Error;
 pub use object_id::ObjectId;
-pub use object_store::{DeleteOutcome, NewObject, ObjectStore, ObjectWriter, SealedObject};
+pub use object_store::{
+    DeleteOutcome, NewObject, ObjectStore, ObjectWriter, SealedObject, StoredObject,
+};
 pub use pool::StorePool;

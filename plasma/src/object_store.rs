@@ -108,6 +108,18 @@ impl Drop for NewObject {
     }
 }
 
+/// One object as [`ObjectStore::list`] describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredObject {
+    pub id: ObjectId,
+    pub data_size: u64,
+    pub metadata_size: u64,
+    /// Sealed (readable), or still being written.
+    pub sealed: bool,
+    /// Creation time in Unix seconds, as the store keeps it (0 if it does not).
+    pub created: u64,
+}
+
 /// A Plasma store as the stream server sees it.
 pub trait ObjectStore: Send + Sync + 'static {
     /// Gets sealed objects, waiting up to `timeout` for ones not sealed yet. One entry per ID,
@@ -190,4 +202,7 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// The store's capacity in bytes.
     fn capacity(&self) -> impl Future<Output = Result<u64, Error>> + Send;
+
+    /// Every object in the store, sealed and unsealed (a socket store: one List request).
+    fn list(&self) -> impl Future<Output = Result<Vec<StoredObject>, Error>> + Send;
 }

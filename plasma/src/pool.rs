@@ -27,7 +27,10 @@ use tracing::{debug, warn};
 
 use crate::client::{ConnectOptions, CreatedObject, PlasmaClient};
 use crate::wire::messages::ObjectInfo;
-use crate::{DeleteOutcome, Error, NewObject, ObjectId, ObjectStore, ObjectWriter, SealedObject};
+use crate::{
+    DeleteOutcome, Error, NewObject, ObjectId, ObjectStore, ObjectWriter, SealedObject,
+    StoredObject,
+};
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
@@ -556,6 +559,21 @@ impl ObjectStore for StorePool {
 
     async fn capacity(&self) -> Result<u64, Error> {
         Ok(self.inner.capacity)
+    }
+
+    async fn list(&self) -> Result<Vec<StoredObject>, Error> {
+        let objects = StorePool::list(self).await?;
+        Ok(objects
+            .into_iter()
+            .map(|info| StoredObject {
+                id: info.object_id,
+                data_size: u64::try_from(info.data_size).unwrap_or(0),
+                metadata_size: u64::try_from(info.metadata_size).unwrap_or(0),
+                // The store sends a digest only for a sealed object.
+                sealed: info.digest.is_some(),
+                created: u64::try_from(info.create_time).unwrap_or(0),
+            })
+            .collect())
     }
 }
 

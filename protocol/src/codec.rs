@@ -28,7 +28,7 @@ pub const FAMILY_IPV6: u8 = 0x06;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The first byte of a QUIC stream is not a known stream kind.
-    #[error("unknown stream kind {byte:#04x} (expected 0x01 SYNC, 0x02 OBJECT or 0x03 SYNC with events)")]
+    #[error("unknown stream kind {byte:#04x} (expected 0x01 SYNC, 0x02 OBJECT, 0x03 SYNC with events, 0x04 LIST, 0x05 STATS or 0x06 PUT)")]
     UnknownStreamKind {
         /// The byte found.
         byte: u8,
@@ -114,6 +114,30 @@ pub enum DecodeError {
     /// A reason text is not UTF-8.
     #[error("a reason text is not UTF-8")]
     ReasonNotUtf8,
+    /// A LIST request's selector is not 0x00 (every object) or 0x01 (one object).
+    #[error("unknown LIST selector {byte:#04x} (expected 0x00 every object or 0x01 one object)")]
+    UnknownListSelector {
+        /// The byte found.
+        byte: u8,
+    },
+    /// A count in a reply is past its limit (checked before anything is allocated for it).
+    #[error("{what}: {count} is more than the limit of {limit}")]
+    TooManyEntries {
+        /// Which count.
+        what: &'static str,
+        /// The count found.
+        count: usize,
+        /// Its limit.
+        limit: usize,
+    },
+    /// A byte that must be 0 or 1 is neither.
+    #[error("{field}: {byte:#04x} is neither 0 nor 1")]
+    BadFlag {
+        /// Which field held it.
+        field: &'static str,
+        /// The byte found.
+        byte: u8,
+    },
     /// A count or size breaks a protocol limit, or an ID repeats.
     #[error(transparent)]
     Limit(#[from] LimitError),
@@ -178,6 +202,16 @@ pub enum EncodeError {
     ReasonTooLong {
         /// Its length.
         len: usize,
+    },
+    /// A list or label longer than its field allows.
+    #[error("{what}: {count} is more than the limit of {limit}")]
+    TooManyEntries {
+        /// Which count.
+        what: &'static str,
+        /// The count given.
+        count: usize,
+        /// Its limit.
+        limit: usize,
     },
     /// A count does not fit the format's count field (only reachable past the limits).
     #[error("a count of {count} does not fit its field")]

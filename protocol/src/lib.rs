@@ -55,6 +55,7 @@ pub mod limits;
 mod object_id;
 mod request;
 mod status;
+pub mod store_requests;
 pub mod wire;
 
 pub use codec::{DecodeError, EncodeError};

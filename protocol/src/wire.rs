@@ -18,6 +18,9 @@
 //!   [`DigestTrailer`] if requested, ⇒ [`Ack`], and for TAKE ⇐ [`DeleteResult`]. After an
 //!   error header the holder finishes the stream.
 //!
+//! - **LIST** (`0x04`), **STATS** (`0x05`) and **PUT** (`0x06`), client → server: about
+//!   the server's own store, and putting an object into it ([`crate::store_requests`]).
+//!
 //! The exact bytes of every message are in `docs/protocol.md`.
 
 use bytes::BufMut;
@@ -28,6 +31,7 @@ use crate::codec::{
 use crate::limits::{
     self, check_id_count, check_peer_request_count, MAX_IDS_PER_LIST, MAX_PEER_REQUESTS,
 };
+use crate::store_requests::{self, ListRequest, PutRequest};
 use crate::{LimitError, ObjectId, PeerRequest, Status, TransferKind};
 
 /// The ALPN protocol name of this format; it carries the version (`/1`).
@@ -45,6 +49,12 @@ pub enum StreamKind {
     Object,
     /// 0x03: a SYNC whose reply is progress events then a detailed report (client → server).
     SyncWithEvents,
+    /// 0x04: list the objects of the server's store, or one of them (client → server).
+    List,
+    /// 0x05: the server's counters (client → server).
+    Stats,
+    /// 0x06: store one object, sent by the client, in the server's store.
+    Put,
 }
 
 impl StreamKind {
@@ -54,6 +64,9 @@ impl StreamKind {
             StreamKind::Sync => 0x01,
             StreamKind::Object => 0x02,
             StreamKind::SyncWithEvents => 0x03,
+            StreamKind::List => 0x04,
+            StreamKind::Stats => 0x05,
+            StreamKind::Put => 0x06,
         }
     }
 
@@ -66,6 +79,9 @@ impl StreamKind {
             Some(0x01) => Ok(Some(StreamKind::Sync)),
             Some(0x02) => Ok(Some(StreamKind::Object)),
             Some(0x03) => Ok(Some(StreamKind::SyncWithEvents)),
+            Some(0x04) => Ok(Some(StreamKind::List)),
+            Some(0x05) => Ok(Some(StreamKind::Stats)),
+            Some(0x06) => Ok(Some(StreamKind::Put)),
             Some(&byte) => Err(DecodeError::UnknownStreamKind { byte }),
         }
     }
@@ -82,6 +98,9 @@ fn expect_kind(reader: &mut Reader<'_>, kind: StreamKind) -> Result<(), Stop> {
                 StreamKind::Sync => "a SYNC stream (0x01)",
                 StreamKind::Object => "an OBJECT stream (0x02)",
                 StreamKind::SyncWithEvents => "a SYNC-with-events stream (0x03)",
+                StreamKind::List => "a LIST stream (0x04)",
+                StreamKind::Stats => "a STATS stream (0x05)",
+                StreamKind::Put => "a PUT stream (0x06)",
             },
             found,
         },
@@ -102,6 +121,12 @@ pub enum StreamRequest {
     /// one message a client sends on that stream after its request. One that arrives after
     /// the report (the SYNC ended meanwhile) has nothing left to cancel and is ignored.
     CancelSync,
+    /// A LIST stream's request (`ls`, `info`).
+    List(ListRequest),
+    /// A STATS stream's request (`stats`).
+    Stats,
+    /// A PUT stream's request; the object's bytes follow once the server said BEGIN.
+    Put(PutRequest),
 }
 
 /// The one-byte message (ASCII CAN) a client sends on a SYNC-with-events stream, after its
@@ -125,6 +150,16 @@ impl StreamRequest {
             }
             Some(StreamKind::SyncWithEvents) => Ok(SyncRequest::decode_with_events(buf)?
                 .map(|(m, n)| (StreamRequest::SyncWithEvents(m), n))),
+            Some(StreamKind::List) => {
+                Ok(ListRequest::decode(buf)?.map(|(m, n)| (StreamRequest::List(m), n)))
+            }
+            Some(StreamKind::Stats) => {
+                Ok(store_requests::decode_stats_request(buf)?
+                    .map(|((), n)| (StreamRequest::Stats, n)))
+            }
+            Some(StreamKind::Put) => {
+                Ok(PutRequest::decode(buf)?.map(|(m, n)| (StreamRequest::Put(m), n)))
+            }
         }
     }
 
@@ -138,6 +173,15 @@ impl StreamRequest {
                 out.put_u8(CANCEL_SYNC);
                 Ok(())
             }
+            StreamRequest::List(m) => {
+                m.encode(out);
+                Ok(())
+            }
+            StreamRequest::Stats => {
+                store_requests::encode_stats_request(out);
+                Ok(())
+            }
+            StreamRequest::Put(m) => m.encode(out),
         }
     }
 }

@@ -114,6 +114,7 @@ fn classify(error: &stream::Error) -> &'static str {
         E::Object { status, .. } if *status == Status::NotFound => "ObjectNotFoundError",
         E::Object { .. } => "ObjectError",
         E::Timeout(_) => "TimeoutError",
+        E::Refused { .. } => "RequestError",
         E::Pull(stream::pull::PullError::Exchange(_)) => "ProtocolError",
         E::Pull(stream::pull::PullError::Transport(transport)) => classify_transport(transport),
     }

@@ -35,6 +35,7 @@ pub mod puller;
 pub mod reasons;
 pub mod send_order;
 pub mod shutdown;
+pub mod store_requests;
 pub mod sync;
 pub mod sync_events;
 
@@ -385,6 +386,7 @@ async fn serve<S: ObjectStore>(
             backoff: Duration::from_millis(options.retry_backoff),
         },
         metrics,
+        started: std::time::Instant::now(),
     });
     let accept = tokio::spawn(listener::accept_loop(node.clone(), endpoint.clone()));
 

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use plasma_store::ObjectStore;
-use plasma_stream_protocol::wire::{StreamRequest, SyncReport, SyncRequest};
+use plasma_stream_protocol::store_requests::encode_status;
+use plasma_stream_protocol::wire::{StreamKind, StreamRequest, SyncReport, SyncRequest};
+use plasma_stream_protocol::Status;
 use plasma_stream_transport::{
     Connection, ConnectionKind, Endpoint, Incoming, MessageReader, ReadBudget, RecvStream,
     SendStream,
@@ -20,6 +22,7 @@ use crate::legacy::serve_legacy;
 use crate::node::Node;
 use crate::send_order::{self, SendOrder, Ticket};
 use crate::shutdown::Phase;
+use crate::store_requests::{serve_list, serve_put, serve_stats};
 use crate::sync::run_sync;
 use crate::sync_events::{is_sync_with_events, serve_sync_with_events, write_refusal};
 
@@ -165,6 +168,28 @@ async fn serve_exchange<S: ObjectStore>(
                     _ = node.shutdown.reached(Phase::Aborting) => Err(ServeError::ShuttingDown),
                 }
             }
+            Ok(Some(StreamRequest::List(request))) => {
+                drop(ticket.take());
+                serve_list(&node, request, &who, &mut send)
+                    .instrument(info_span!("list", client = %who))
+                    .await
+            }
+            Ok(Some(StreamRequest::Stats)) => {
+                drop(ticket.take());
+                serve_stats(&node, &who, &mut send)
+                    .instrument(info_span!("stats", client = %who))
+                    .await
+            }
+            Ok(Some(StreamRequest::Put(request))) => {
+                drop(ticket.take());
+                let span = info_span!("put", client = %who, object = %request.id);
+                let _transfer = node.shutdown.transfer();
+                let put = serve_put(&node, request, &who, &mut send, &mut reader).instrument(span);
+                tokio::select! {
+                    done = put => done,
+                    _ = node.shutdown.reached(Phase::Aborting) => Err(ServeError::ShuttingDown),
+                }
+            }
             // A cancel that crossed the report of its SYNC: nothing left to cancel.
             Ok(Some(StreamRequest::CancelSync)) => {
                 debug!("a cancel after its SYNC ended; ignored");
@@ -182,6 +207,15 @@ async fn serve_exchange<S: ObjectStore>(
                 } else {
                     write_report(&mut send, &report, node.idle_timeout).await
                 };
+                return;
+            }
+            if let Some(status) = put_refusal(&error, reader.buffered()) {
+                // A PUT of sizes past the limits: answer with their code (0x50, 0x51).
+                warn!(%error, "refusing PUT");
+                let mut bytes = Vec::with_capacity(1);
+                encode_status(status, &mut bytes);
+                let _ = send.write_message(&bytes, node.idle_timeout).await;
+                let _ = send.finish().await;
                 return;
             }
             if error.is_malformed() {
@@ -204,6 +238,16 @@ fn refusal_report(error: &ServeError, buffered: &[u8]) -> Option<SyncReport> {
     let status = decode.status()?;
     let count = SyncRequest::declared_peer_request_count(buffered)?;
     Some(SyncReport::refused(count as usize, status))
+}
+
+/// The status refusing a PUT whose declared sizes break a limit.
+fn put_refusal(error: &ServeError, buffered: &[u8]) -> Option<Status> {
+    let ServeError::Decode(decode) = error else {
+        return None;
+    };
+    (buffered.first() == Some(&StreamKind::Put.code()))
+        .then(|| decode.status())
+        .flatten()
 }
 
 /// Longest wait for a client to confirm it has the whole report (a few round trips at most on

@@ -124,6 +124,18 @@ pub struct Sample {
     pub store_used: Option<u64>,
 }
 
+/// The counters summed over peers (see [`Metrics::totals`]).
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub received_bytes: u64,
+    pub received_objects: u64,
+    pub sent_bytes: u64,
+    pub sent_objects: u64,
+    pub failed_objects: u64,
+    /// Each peer with bytes either way: its label, bytes received from it, bytes sent to it.
+    pub peers: Vec<(String, u64, u64)>,
+}
+
 /// Every metric of one server, and the registry that encodes them.
 pub struct Metrics {
     registry: Registry,
@@ -133,6 +145,8 @@ pub struct Metrics {
     sent_bytes: Family<PeerLabel, Counter>,
     sent_objects: Family<PeerLabel, Counter>,
     failures: Family<FailureLabel, Counter>,
+    /// All failures, whatever their labels (not exported: the family's sum).
+    failed_total: Counter,
     transfers_in_flight: Gauge,
     sync_duration: Histogram,
     quic_rtt: Family<PeerLabel, Gauge<f64, AtomicU64>>,
@@ -264,6 +278,7 @@ impl Metrics {
             sent_bytes,
             sent_objects,
             failures,
+            failed_total: Counter::default(),
             transfers_in_flight,
             sync_duration,
             quic_rtt,
@@ -310,7 +325,37 @@ impl Metrics {
         }
     }
 
+    /// What the counters say now, for a STATS request: totals over every peer, and each
+    /// labelled peer's bytes (at most [`MAX_PEER_LABELS`] and `other`).
+    pub fn totals(&self) -> Totals {
+        let mut labels: Vec<String> = match self.peers.known.read() {
+            Ok(known) => known.values().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        labels.sort();
+        labels.push(OTHER_PEERS.to_owned());
+        let value = |family: &Family<PeerLabel, Counter>, label: &PeerLabel| {
+            family.get(label).map_or(0, |counter| counter.get())
+        };
+        let mut totals = Totals::default();
+        for peer in labels {
+            let label = PeerLabel { peer };
+            let received = value(&self.received_bytes, &label);
+            let sent = value(&self.sent_bytes, &label);
+            totals.received_bytes += received;
+            totals.sent_bytes += sent;
+            totals.received_objects += value(&self.received_objects, &label);
+            totals.sent_objects += value(&self.sent_objects, &label);
+            if received > 0 || sent > 0 {
+                totals.peers.push((label.peer, received, sent));
+            }
+        }
+        totals.failed_objects = self.failed_total.get();
+        totals
+    }
+
     fn failed(&self, side: &'static str, status: Status) {
+        self.failed_total.inc();
         self.failures
             .get_or_create(&FailureLabel {
                 side,

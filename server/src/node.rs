@@ -65,6 +65,8 @@ pub struct Node<S> {
     pub retry: RetryPolicy,
     /// What `--metrics` serves (counted whether or not it is served: a few atomics).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// When the server started (its uptime in `stats`).
+    pub started: std::time::Instant,
 }
 
 impl<S> Node<S> {

@@ -274,7 +274,7 @@ fn a_host_name_with_a_port_and_help_lines() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("help [COPY|TAKE|SYNC|status|exit-codes]"),
+        stdout.contains("help [COPY|TAKE|SYNC|ls|info|stats|put|get|status|exit-codes]"),
         "{stdout}"
     );
     assert!(stdout.contains("1 object: 1 arrived"), "{stdout}");

@@ -176,3 +176,67 @@ fn server_without_a_store_refuses_to_start_and_says_how() {
         "{stderr}"
     );
 }
+
+/// `put` into a server beside pyarrow's `plasma_store`: pyarrow reads back the bytes and
+/// agrees on the digest; `ls` through the server lists it sealed with its sizes.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs pyarrow 11's plasma_store (.ci/run provides it)"]
+async fn put_and_ls_beside_a_real_store() {
+    let store = RealStore::start(64 * MIB);
+    let server = Server::start(ServerConfig::on_socket(&store.socket));
+    let client = client(server.addr).await;
+    let id = oid(94, 1);
+    let data: Vec<u8> = (0..3 * MIB as usize + 5).map(|i| (i % 251) as u8).collect();
+    client
+        .put_bytes(id, data.clone().into(), b"md".to_vec().into())
+        .await
+        .unwrap();
+    let listed = client.list().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].id, id);
+    assert_eq!(
+        (
+            listed[0].data_size,
+            listed[0].metadata_size,
+            listed[0].sealed
+        ),
+        (data.len() as u64, 2, true)
+    );
+    let script = format!(
+        "import pyarrow.plasma as p\nc=p.connect('{}')\no=p.ObjectID(bytes.fromhex('{id}'))\n\
+         [b]=c.get_buffers([o])\nd=bytes(b)\nassert len(d)=={} and all(d[i]==i%251 for i in range(0,len(d),4099)), 'data'\n\
+         [m]=c.get_metadata([o])\nassert bytes(m)==b'md', 'metadata'\nprint(c.hash(o).hex())\n",
+        store.socket.display(),
+        data.len()
+    );
+    let output = std::process::Command::new(python())
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let expected = plasma_store::digest::object_digest(&data, b"md");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        hex::encode(expected)
+    );
+    // A second put of the same ID: 0x81, and the store still holds the first.
+    let error = client
+        .put_bytes(id, vec![0u8; 10].into(), bytes::Bytes::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            stream::Error::Object {
+                status: Status::AlreadyInStore,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}

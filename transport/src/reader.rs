@@ -219,6 +219,35 @@ pub struct MessageReader<R> {
     message_started: Option<Instant>,
 }
 
+impl MessageReader<crate::RecvStream> {
+    /// Reads the raw bytes that follow the last message (an object's bytes after a PUT
+    /// request) into `target`: first what was read ahead, then straight from the stream, each
+    /// wait bounded by the idle timeout, handing each piece to `observe` once written. Returns
+    /// how many bytes were written: fewer than `target.len()` only if the stream ended first
+    /// or `observe` said stop. Nothing is buffered on the way (no budget is drawn).
+    pub async fn read_raw(
+        &mut self,
+        target: &mut [u8],
+        mut observe: impl FnMut(&[u8]) -> std::ops::ControlFlow<()>,
+    ) -> crate::Result<usize> {
+        let ahead = self.buffered.len().min(target.len());
+        let (head, rest) = target.split_at_mut(ahead);
+        if let Some(bytes) = self.buffered.get(..ahead) {
+            head.copy_from_slice(bytes);
+        }
+        self.consumed(ahead);
+        if ahead > 0 && observe(head).is_break() {
+            return Ok(ahead);
+        }
+        // A reply reader has no idle timeout; a year stands for "as long as it takes".
+        let idle = self
+            .idle_timeout
+            .unwrap_or(Duration::from_secs(365 * 24 * 3600));
+        let read = self.recv.read_into(rest, idle, observe).await?;
+        Ok(ahead + read)
+    }
+}
+
 impl<R: AsyncRead + Unpin> MessageReader<R> {
     /// Wraps a receive half; every wait for bytes is bounded by `idle_timeout`, each message
     /// by the time its size allows, and its buffer is drawn from `budget`.

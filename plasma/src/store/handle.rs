@@ -13,7 +13,9 @@ use super::state::{
     CreateError, DeleteStatus, GetDeadline, GetOutcome, ObjectLocation, SealError, EMBEDDED_CLIENT,
 };
 use super::Shared;
-use crate::object_store::{DeleteOutcome, NewObject, ObjectStore, ObjectWriter, SealedObject};
+use crate::object_store::{
+    DeleteOutcome, NewObject, ObjectStore, ObjectWriter, SealedObject, StoredObject,
+};
 use crate::{Error, ObjectId};
 
 /// A cheap, cloneable handle on an [`super::EmbeddedStore`] that implements [`ObjectStore`]
@@ -237,6 +239,20 @@ impl ObjectStore for EmbeddedHandle {
 
     async fn capacity(&self) -> Result<u64, Error> {
         Ok(self.shared.lock().capacity())
+    }
+
+    async fn list(&self) -> Result<Vec<StoredObject>, Error> {
+        let objects = self.shared.lock().list();
+        Ok(objects
+            .into_iter()
+            .map(|info| StoredObject {
+                id: info.id,
+                data_size: info.data_size,
+                metadata_size: info.metadata_size,
+                sealed: info.digest.is_some(),
+                created: u64::try_from(info.create_time).unwrap_or(0),
+            })
+            .collect())
     }
 }
 
