@@ -100,6 +100,16 @@ fn checked(host: Host, port: u16, text: &str) -> Result<ServerAddress, String> {
     if port == 0 {
         return Err(format!("-a `{text}`: port 0 cannot be connected to"));
     }
+    // What a server's ready file and log print (`[::]:2021`) is where it listens.
+    if let Host::Ip(ip) = &host {
+        if ip.is_unspecified() {
+            return Err(format!(
+                "-a `{text}`: `{ip}` is the wildcard a server listens on (every interface), not \
+                 an address to connect to; for a server on this machine use 127.0.0.1:{port} or \
+                 [::1]:{port}"
+            ));
+        }
+    }
     Ok(ServerAddress { host, port })
 }
 
@@ -136,6 +146,22 @@ mod tests {
         assert_eq!(parse("[::1]").to_string(), "[::1]:2021");
         assert_eq!(parse("[::1]:2022").to_string(), "[::1]:2022");
         assert_eq!(parse(" 10.0.0.7 ").to_string(), "10.0.0.7:2021");
+    }
+
+    #[test]
+    fn a_listening_wildcard_is_refused_with_the_address_to_use() {
+        for text in ["[::]:2030", "0.0.0.0:2030", "::"] {
+            let error = text.parse::<ServerAddress>().unwrap_err();
+            assert!(error.contains("wildcard a server listens on"), "{error}");
+            assert!(
+                error.contains("127.0.0.1:") && error.contains("[::1]:"),
+                "{error}"
+            );
+        }
+        assert!("[::]:2030"
+            .parse::<ServerAddress>()
+            .unwrap_err()
+            .contains("127.0.0.1:2030"));
     }
 
     #[test]
