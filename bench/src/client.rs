@@ -17,6 +17,9 @@ use crate::BenchError;
 /// transport), so it never waits for a QUIC attempt against a TCP-only server. Gives up after
 /// `deadline` (the outcome then says `timed_out`). Also returns the CPU seconds each of
 /// `processes` (role, pid) used over the same section.
+///
+/// With `events`, the SYNC asks for progress events (`sync_with_progress`, as the CLI does)
+/// and the client takes each one: the row that prices them against the plain SYNC.
 pub async fn sync_copy(
     dst: SocketAddr,
     src: SocketAddr,
@@ -24,6 +27,7 @@ pub async fn sync_copy(
     ids: Vec<ObjectId>,
     deadline: Duration,
     processes: Vec<(String, u32)>,
+    events: bool,
 ) -> Result<(SyncOutcome, BTreeMap<String, f64>), BenchError> {
     let requested = ids.len() as u64;
     let objects = ids.into_iter().map(|id| id.0.into()).collect();
@@ -37,10 +41,22 @@ pub async fn sync_copy(
     let cpu = CpuMeter::start(processes);
     let start = Instant::now();
     let work = async {
-        client
-            .sync(request)
-            .await
-            .map_err(|e| BenchError::Server(format!("SYNC: {e}")))
+        let report = if events {
+            let mut seen = 0u64;
+            let report = client
+                .sync_with_progress(request, |_| seen += 1)
+                .await
+                .map(|detailed| detailed.into_plain());
+            if report.is_ok() && seen == 0 {
+                return Err(BenchError::Server(
+                    "SYNC with events: the server sent no progress event".into(),
+                ));
+            }
+            report
+        } else {
+            client.sync(request).await
+        };
+        report.map_err(|e| BenchError::Server(format!("SYNC: {e}")))
     };
     let result = tokio::time::timeout(deadline, work).await;
     let elapsed = start.elapsed();

@@ -79,6 +79,9 @@ pub enum System {
     /// Two Plasma Stream servers as deployed: at their defaults, with embedded stores or
     /// beside pyarrow's `plasma_store` (issue 14).
     Deployed { transport: Transport, setup: Setup },
+    /// [`System::Ours`], the client asking for progress events (as the CLI does): the
+    /// events' cost beside the plain SYNC of the same run.
+    OursWithEvents(Transport),
     /// The legacy plaintext format, straight from a server started with `--legacy-tcp`.
     Legacy,
     /// One plain TCP connection (the copy limit), with the sender's congestion controller.
@@ -106,6 +109,12 @@ impl System {
                     setup.label()
                 )
             }
+            System::OursWithEvents(transport) => {
+                format!(
+                    "{}, progress events",
+                    System::Ours(transport.clone()).name()
+                )
+            }
             System::Legacy => "legacy plaintext TCP".into(),
             System::TcpCopy { congestion: None } => "peer: TCP copy".into(),
             System::TcpCopy {
@@ -120,7 +129,7 @@ impl System {
 
     pub fn side(&self) -> Side {
         match self {
-            System::Ours(_) | System::Deployed { .. } => Side::Ours,
+            System::Ours(_) | System::OursWithEvents(_) | System::Deployed { .. } => Side::Ours,
             _ => Side::Peer,
         }
     }
@@ -169,13 +178,15 @@ fn deployed() -> Vec<System> {
         .collect()
 }
 
-/// `systems` with the rows of [`deployed`] after the bench's own two rows of ours.
+/// `systems` with, after the bench's own two rows of ours, QUIC with progress events (what
+/// the CLI asks for, priced against the plain SYNC) and the rows of [`deployed`].
 fn with_deployed(mut systems: Vec<System>) -> Vec<System> {
     let at = systems
         .iter()
         .position(|s| !matches!(s, System::Ours(_)))
         .unwrap_or(systems.len());
-    systems.splice(at..at, deployed());
+    let events = System::OursWithEvents(Transport::Quic { congestion: None });
+    systems.splice(at..at, std::iter::once(events).chain(deployed()));
     systems
 }
 
@@ -467,6 +478,15 @@ fn measure_system(system: &System, sc: &Scenario) -> Result<Vec<Sample>, BenchEr
             &sc.workload,
             sc.placement,
             sc.deadline,
+            false,
+        )?]),
+        System::OursWithEvents(t) => Ok(vec![servers::measure_sync(
+            t,
+            Setup::Bench,
+            &sc.workload,
+            sc.placement,
+            sc.deadline,
+            true,
         )?]),
         System::Deployed { transport, setup } => Ok(vec![servers::measure_sync(
             transport,
@@ -474,6 +494,7 @@ fn measure_system(system: &System, sc: &Scenario) -> Result<Vec<Sample>, BenchEr
             &sc.workload,
             sc.placement,
             sc.deadline,
+            false,
         )?]),
         System::Legacy => Ok(vec![servers::measure_legacy(
             &sc.workload,

@@ -488,6 +488,7 @@ pub fn measure_sync(
     workload: &Workload,
     placement: Placement,
     deadline: Duration,
+    events: bool,
 ) -> Result<Sample, BenchError> {
     let mut pair = Pair::start(transport, setup, workload, placement, false)?;
     let pids: Vec<u32> = pair.processes().iter().map(|(_, pid)| *pid).collect();
@@ -514,15 +515,7 @@ pub fn measure_sync(
             Duration::from_millis(10),
         )
     });
-    let outcome = run_sync(
-        transport,
-        placement,
-        pair.dst.addr,
-        pair.src.addr,
-        pair.put.ids.clone(),
-        deadline,
-        pair.processes(),
-    );
+    let outcome = run_sync(transport, placement, &pair, deadline, events);
     let progress = watch.map(Progress::finish);
     let peaks = sampler.finish();
     drop(profiler);
@@ -637,12 +630,16 @@ impl Drop for Profiler {
 fn run_sync(
     transport: &Transport,
     placement: Placement,
-    dst: SocketAddr,
-    src: SocketAddr,
-    ids: Vec<ObjectId>,
+    pair: &Pair,
     deadline: Duration,
-    processes: Vec<(String, u32)>,
+    events: bool,
 ) -> Result<(SyncOutcome, BTreeMap<String, f64>), BenchError> {
+    let (dst, src, ids, processes) = (
+        pair.dst.addr,
+        pair.src.addr,
+        pair.put.ids.clone(),
+        pair.processes(),
+    );
     let mode = match transport {
         Transport::Quic { .. } => stream::TransportMode::Quic,
         Transport::TcpFallback => stream::TransportMode::Tcp,
@@ -652,7 +649,7 @@ fn run_sync(
             .enable_all()
             .build()?;
         rt.block_on(crate::client::sync_copy(
-            dst, src, mode, ids, deadline, processes,
+            dst, src, mode, ids, deadline, processes, events,
         ))
     };
     match placement.destination().0 {
@@ -831,11 +828,16 @@ mod tests {
     /// `--bins`), filled, synced by the client library, verified by XXH64, memory sampled.
     #[test]
     fn sync_between_two_real_servers_is_measured_and_verified() {
-        for transport in [
-            Transport::Quic {
-                congestion: Some("bbr".into()),
-            },
-            Transport::TcpFallback,
+        for (transport, events) in [
+            (
+                Transport::Quic {
+                    congestion: Some("bbr".into()),
+                },
+                false,
+            ),
+            (Transport::TcpFallback, false),
+            // The progress-events row: the same SYNC, its events taken by the client.
+            (Transport::Quic { congestion: None }, true),
         ] {
             let s = measure_sync(
                 &transport,
@@ -843,6 +845,7 @@ mod tests {
                 &small(),
                 Placement::Loopback,
                 Duration::from_secs(60),
+                events,
             )
             .unwrap_or_else(|e| panic!("{transport:?}: {e}"));
             assert_eq!(s.objects, 6, "{transport:?}");
@@ -875,6 +878,7 @@ mod tests {
                     &small(),
                     Placement::Loopback,
                     Duration::from_secs(60),
+                    false,
                 )
                 .unwrap_or_else(|e| panic!("{setup:?} {transport:?}: {e}"));
                 assert_eq!((s.objects, s.bytes), (6, 6 * (256 << 10)), "{setup:?}");
