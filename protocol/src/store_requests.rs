@@ -15,7 +15,7 @@ use bytes::BufMut;
 
 use crate::codec::{finish, DecodeError, EncodeError, Reader, Stop};
 use crate::limits::validate_object_sizes;
-use crate::wire::StreamKind;
+use crate::wire::{expect_kind, StreamKind};
 use crate::{ObjectId, Status};
 
 /// Most entries in one piece of a LIST reply: a reader buffers one piece (49 KiB) at a time,
@@ -27,22 +27,6 @@ pub const MAX_STATS_PEERS: usize = 65;
 
 /// Longest peer label in a STATS reply (an IPv6 address is at most 45 characters).
 pub const MAX_PEER_LABEL: usize = 64;
-
-fn expect_kind(reader: &mut Reader<'_>, kind: StreamKind) -> Result<(), Stop> {
-    let found = reader.u8()?;
-    if found == kind.code() {
-        Ok(())
-    } else {
-        Err(Stop::Bad(DecodeError::WrongMessageType {
-            expected: match kind {
-                StreamKind::List => "a LIST stream (0x04)",
-                StreamKind::Stats => "a STATS stream (0x05)",
-                _ => "a PUT stream (0x06)",
-            },
-            found,
-        }))
-    }
-}
 
 /// Client → server: which objects to list. `0x04 | u8 selector`: 0x00 every object, 0x01
 /// one object (20 ID bytes follow).

@@ -87,7 +87,7 @@ impl StreamKind {
     }
 }
 
-fn expect_kind(reader: &mut Reader<'_>, kind: StreamKind) -> Result<(), Stop> {
+pub(crate) fn expect_kind(reader: &mut Reader<'_>, kind: StreamKind) -> Result<(), Stop> {
     let found = reader.u8()?;
     if found == kind.code() {
         return Ok(());

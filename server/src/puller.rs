@@ -578,7 +578,7 @@ async fn acknowledge(pulling: Pulling, id: ObjectId) {
 /// evict for it: an object that does not fit fails with 0x64, and nothing here is lost (a
 /// holder that declares a huge size cannot wipe this store). The declared size is checked
 /// by the store against its free space before anything is allocated.
-async fn create<S: ObjectStore>(
+pub(crate) async fn create<S: ObjectStore>(
     node: &Node<S>,
     id: ObjectId,
     data_size: u64,
@@ -634,7 +634,7 @@ async fn receive_body(
     result
 }
 
-async fn abort(object: NewObject) {
+pub(crate) async fn abort(object: NewObject) {
     let id = object.id;
     if let Err(error) = object.abort().await {
         warn!(object = %id, %error, "abort failed (the store frees it when we disconnect)");

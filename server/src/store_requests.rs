@@ -16,8 +16,9 @@ use plasma_stream_transport::{MessageReader, RecvStream, SendStream};
 use tracing::{info, warn};
 
 use crate::access::{Right, Who};
-use crate::error::{local_store_status, ServeError};
+use crate::error::ServeError;
 use crate::node::{store_id, Node};
+use crate::puller::{abort, create};
 
 /// Answers `status` alone and ends this side of the exchange (a refusal, or an outcome).
 async fn answer<S>(
@@ -162,22 +163,10 @@ pub async fn serve_put<S: ObjectStore>(
     let Some(_claim) = node.receiving.claim(id) else {
         return answer(node, send, Status::AlreadyReceiving).await;
     };
-    let created = if node.evict_for_incoming {
-        node.store
-            .create(store_id(id), request.data_size, request.metadata_size)
-            .await
-    } else {
-        node.store
-            .create_without_eviction(store_id(id), request.data_size, request.metadata_size)
-            .await
-    };
-    let mut object = match created {
+    // As for a pulled object: no eviction unless --evict-for-incoming; the refusal's status.
+    let mut object = match create(node, id, request.data_size, request.metadata_size).await {
         Ok(object) => object,
-        Err(error) => {
-            let status = local_store_status(&error);
-            info!(object = %id, %error, "PUT refused: {}", status.message());
-            return answer(node, send, status).await;
-        }
+        Err(status) => return answer(node, send, status).await,
     };
     let mut begin = Vec::with_capacity(1);
     encode_status(Status::Begin, &mut begin);
@@ -222,11 +211,4 @@ pub async fn serve_put<S: ObjectStore>(
     }
     info!(object = %id, bytes = request.data_size + request.metadata_size, "PUT: sealed");
     answer(node, send, Status::Success).await
-}
-
-async fn abort(object: plasma_store::NewObject) {
-    let id = object.id;
-    if let Err(error) = object.abort().await {
-        warn!(object = %id, %error, "abort failed (the store frees it when we disconnect)");
-    }
 }
