@@ -281,6 +281,12 @@ impl ServerConfig {
         self
     }
 
+    /// The same configuration with `--access FILE`: the server's access rights file.
+    pub fn with_access(self, path: &Path) -> Self {
+        let path = path.display().to_string();
+        self.with_args(&["--access", &path])
+    }
+
     /// The same, on an existing store's socket.
     pub fn on_socket(socket: impl Into<PathBuf>) -> Self {
         ServerConfig {

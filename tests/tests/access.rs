@@ -11,15 +11,6 @@ use stream::{PeerRequest, Status, TransferKind};
 
 const MIB: u64 = 1 << 20;
 
-fn with_access(
-    mut config: plasma_stream_tests::ServerConfig,
-    path: &Path,
-) -> plasma_stream_tests::ServerConfig {
-    config.extra.push("--access".into());
-    config.extra.push(path.display().to_string());
-    config
-}
-
 const SOURCE: usize = 0;
 const DEST: usize = 1;
 const CLIENT: usize = 2;
@@ -37,14 +28,14 @@ async fn a_read_only_peer_can_copy_but_not_take() {
         "a",
         &format!("{} sync-take\n{} hold\n", ids.fp(CLIENT), ids.fp(SOURCE)),
     );
-    let source = Server::start(with_access(
-        pinned_config(16 * MIB, ids.dir(SOURCE), &[ids.fp(DEST), ids.fp(CLIENT)]),
-        &source_access,
-    ));
-    let destination = Server::start(with_access(
-        pinned_config(16 * MIB, ids.dir(DEST), &[ids.fp(SOURCE), ids.fp(CLIENT)]),
-        &dest_access,
-    ));
+    let source = Server::start(
+        pinned_config(16 * MIB, ids.dir(SOURCE), &[ids.fp(DEST), ids.fp(CLIENT)])
+            .with_access(&source_access),
+    );
+    let destination = Server::start(
+        pinned_config(16 * MIB, ids.dir(DEST), &[ids.fp(SOURCE), ids.fp(CLIENT)])
+            .with_access(&dest_access),
+    );
     let (copied, taken) = (oid(60, 1), oid(60, 2));
     put(&mut source.store(), copied, 5000, 3);
     put(&mut source.store(), taken, 6000, 0);
@@ -103,10 +94,10 @@ async fn sync_take_is_a_right_of_its_own_and_peers_are_not_clients() {
         &format!("{} sync\n{} copy hold\n", ids.fp(CLIENT), ids.fp(SOURCE)),
     );
     let source = Server::start(pinned_config(16 * MIB, ids.dir(SOURCE), &[ids.fp(DEST)]));
-    let destination = Server::start(with_access(
-        pinned_config(16 * MIB, ids.dir(DEST), &[ids.fp(SOURCE), ids.fp(CLIENT)]),
-        &dest_access,
-    ));
+    let destination = Server::start(
+        pinned_config(16 * MIB, ids.dir(DEST), &[ids.fp(SOURCE), ids.fp(CLIENT)])
+            .with_access(&dest_access),
+    );
     let id = oid(61, 1);
     put(&mut source.store(), id, 100, 1);
 
@@ -155,10 +146,9 @@ async fn a_client_certificate_is_refused_as_a_holder() {
     let (dest, client_id) = (0, 1);
     let files = tempfile::tempdir().unwrap();
     let dest_access = write_file(&files, "a", &format!("{} sync\n", ids.fp(client_id)));
-    let destination = Server::start(with_access(
-        pinned_config(16 * MIB, ids.dir(dest), &[ids.fp(client_id)]),
-        &dest_access,
-    ));
+    let destination = Server::start(
+        pinned_config(16 * MIB, ids.dir(dest), &[ids.fp(client_id)]).with_access(&dest_access),
+    );
     // The rogue holder presents the client's certificate, which the destination trusts.
     let rogue = Server::start(pinned_config(16 * MIB, ids.dir(client_id), &[ids.fp(dest)]));
     let planted = oid(62, 1);
@@ -194,10 +184,10 @@ async fn sighup_reloads_the_access_policy() {
     let with_client = format!("{}{} sync\n", without_client, ids.fp(CLIENT));
     let dest_access = write_file(&files, "a", &without_client);
     let source = Server::start(pinned_config(16 * MIB, ids.dir(SOURCE), &[ids.fp(DEST)]));
-    let destination = Server::start(with_access(
-        pinned_config(16 * MIB, ids.dir(DEST), &[ids.fp(SOURCE), ids.fp(CLIENT)]),
-        &dest_access,
-    ));
+    let destination = Server::start(
+        pinned_config(16 * MIB, ids.dir(DEST), &[ids.fp(SOURCE), ids.fp(CLIENT)])
+            .with_access(&dest_access),
+    );
     for n in 1..=3 {
         put(&mut source.store(), oid(63, n), 1000, 0);
     }
@@ -325,14 +315,13 @@ async fn a_take_is_logged_by_the_puller_and_the_holder_with_the_same_object_id()
         "a",
         &format!("{} sync-take\n{} hold\n", ids.fp(CLIENT), ids.fp(SOURCE)),
     );
-    let source = Server::start(with_access(
-        pinned_config(16 * MIB, ids.dir(SOURCE), &[ids.fp(DEST)]),
-        &source_access,
-    ));
-    let destination = Server::start(with_access(
-        pinned_config(16 * MIB, ids.dir(DEST), &[ids.fp(SOURCE), ids.fp(CLIENT)]),
-        &dest_access,
-    ));
+    let source = Server::start(
+        pinned_config(16 * MIB, ids.dir(SOURCE), &[ids.fp(DEST)]).with_access(&source_access),
+    );
+    let destination = Server::start(
+        pinned_config(16 * MIB, ids.dir(DEST), &[ids.fp(SOURCE), ids.fp(CLIENT)])
+            .with_access(&dest_access),
+    );
     let id = oid(65, 1);
     put(&mut source.store(), id, 4000, 2);
     let client = pinned_client(ids.dir(CLIENT), &destination).await;

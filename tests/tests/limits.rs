@@ -15,7 +15,14 @@ const MIB: u64 = 1 << 20;
 /// resets the stream, which is the documented answer to a malformed count).
 async fn raw_exchange(server: &Server, request: &[u8]) -> Vec<u8> {
     let identity = Identity::generate(["test"]).unwrap();
-    let endpoint = Endpoint::client(&identity, &Trust::Insecure, TransportConfig::default())
+    // The maximal SYNC keeps a debug-build server busy for a minute or more under CI load,
+    // long enough for it to miss the default 60 s idle timeout's keep-alives: the idle
+    // timeout here matches the `--stream-timeout 300` that test gives its server.
+    let config = TransportConfig {
+        idle_timeout: std::time::Duration::from_secs(300),
+        ..TransportConfig::default()
+    };
+    let endpoint = Endpoint::client(&identity, &Trust::Insecure, config)
         .await
         .unwrap();
     let connection = endpoint.connect(server.addr).await.unwrap();
@@ -26,7 +33,13 @@ async fn raw_exchange(server: &Server, request: &[u8]) -> Vec<u8> {
         let _ = send.finish().await;
     }
     let mut reply = Vec::new();
-    let _ = recv.read_to_end(&mut reply).await;
+    // A reset stream is an answer too (an empty reply); the error is shown for diagnosis.
+    if let Err(error) = recv.read_to_end(&mut reply).await {
+        eprintln!(
+            "reading the reply ended with {error} after {} bytes",
+            reply.len()
+        );
+    }
     reply
 }
 
@@ -322,7 +335,13 @@ async fn heavy_a_maximal_sync_has_bounded_memory_and_gives_it_back() {
     let reply = raw_exchange(&destination, &request).await;
     let took = started.elapsed();
     drop(request);
-    let (report, _) = SyncReport::decode(&reply).unwrap().expect("a whole report");
+    let Some((report, _)) = SyncReport::decode(&reply).unwrap() else {
+        panic!(
+            "a whole report expected after {took:?}, got {} bytes; the server's log:\n{}",
+            reply.len(),
+            destination.process.log()
+        )
+    };
     drop(reply);
     assert_eq!(report.peer_reports.len(), LISTS as usize);
     for peer_report in &report.peer_reports {

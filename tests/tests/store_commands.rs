@@ -3,11 +3,8 @@
 //! byte, listings that match the store, counters that match what moved, refusals with their
 //! documented codes, and a PUT cut short that leaves nothing in the store.
 
-use std::path::Path;
-
 use plasma_stream_tests::{
     cli, client, oid, pinned_client, pinned_config, put, verify, write_file, Identities, Server,
-    ServerConfig,
 };
 use stream::{Error, Status};
 
@@ -267,12 +264,6 @@ async fn a_put_that_does_not_fit_or_ends_early_leaves_nothing_in_the_store() {
     assert!(pulled[0].data.iter().all(|&b| b == 7));
 }
 
-fn with_access(mut config: ServerConfig, path: &Path) -> ServerConfig {
-    config.extra.push("--access".into());
-    config.extra.push(path.display().to_string());
-    config
-}
-
 /// ls, info, stats and put need `sync`; a client with only `copy` gets 0x63 for each and
 /// can still get (copy) an object.
 #[tokio::test(flavor = "multi_thread")]
@@ -287,10 +278,10 @@ async fn store_requests_need_the_sync_right() {
         "access",
         &format!("{} copy\n{} sync\n", ids.fp(READER), ids.fp(WRITER)),
     );
-    let server = Server::start(with_access(
-        pinned_config(16 * MIB, ids.dir(SERVER), &[ids.fp(READER), ids.fp(WRITER)]),
-        &access,
-    ));
+    let server = Server::start(
+        pinned_config(16 * MIB, ids.dir(SERVER), &[ids.fp(READER), ids.fp(WRITER)])
+            .with_access(&access),
+    );
     let present = oid(93, 1);
     put(&mut server.store(), present, 500, 0);
 
