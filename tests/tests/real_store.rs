@@ -10,6 +10,22 @@ use stream::{PeerRequest, Status};
 
 const MIB: u64 = 1 << 20;
 
+/// Runs a script with pyarrow 11's Python; it must succeed (its stderr is the failure
+/// message). Returns what it printed.
+fn run_python(script: &str) -> String {
+    let output = std::process::Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs pyarrow 11's plasma_store (.ci/run provides it)"]
 async fn copy_and_take_between_real_stores() {
@@ -24,20 +40,8 @@ async fn copy_and_take_between_real_stores() {
         destination_store.socket.display(),
         copies.iter().map(|id| id.to_string()).collect::<Vec<_>>()
     );
-    let output = std::process::Command::new(python())
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let hashes: Vec<_> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let stdout = run_python(&script);
+    let hashes: Vec<_> = stdout.lines().map(str::to_owned).collect();
     let mut source_client = source.store();
     for (id, hash) in copies.iter().zip(&hashes) {
         let found = source_client
@@ -209,21 +213,9 @@ async fn put_and_ls_beside_a_real_store() {
         store.socket.display(),
         data.len()
     );
-    let output = std::process::Command::new(python())
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = run_python(&script);
     let expected = plasma_store::digest::object_digest(&data, b"md");
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout).trim(),
-        hex::encode(expected)
-    );
+    assert_eq!(stdout.trim(), hex::encode(expected));
     // A second put of the same ID: 0x81, and the store still holds the first.
     let error = client
         .put_bytes(id, vec![0u8; 10].into(), bytes::Bytes::new())
