@@ -139,7 +139,7 @@ impl Client {
         let request = SyncRequest::new(peer_requests)?;
         let mut bytes = Vec::with_capacity(request.encoded_len());
         request.encode(&mut bytes)?;
-        let mut exchange = self.send_request(&bytes).await?;
+        let mut exchange = self.open_exchange(&bytes, MAX_REPORT).await?;
         let report = exchange.reader.expect(SyncReport::decode).await?;
         self.end_exchange(exchange).await;
         Ok(report)
@@ -176,7 +176,7 @@ impl Client {
         let expected = request.peer_requests().len();
         let mut bytes = Vec::with_capacity(request.encoded_len());
         request.encode_with_events(&mut bytes)?;
-        let mut exchange = self.send_request(&bytes).await?;
+        let mut exchange = self.open_exchange(&bytes, MAX_REPORT).await?;
         let mut cancel = std::pin::pin!(cancel);
         let mut cancel_sent = false;
         let mut report = DetailedReport::default();
@@ -221,14 +221,16 @@ impl Client {
         Ok(report)
     }
 
-    /// Opens a stream and sends a SYNC request on it. Its reply comes as long as the
-    /// transfers take: no idle timeout on reading it.
-    async fn send_request(&self, bytes: &[u8]) -> Result<Exchange> {
+    /// Opens a stream and sends one request on it; its reply may hold up to `reply_limit`
+    /// bytes in one message. The reader has no idle timeout of its own: a SYNC's report comes
+    /// as late as the transfers take, and store requests bound their replies with
+    /// `self.timeout` where they read them.
+    async fn open_exchange(&self, request: &[u8], reply_limit: usize) -> Result<Exchange> {
         let (mut send, recv) = self.connection.open_bi().await?;
-        send.write_message(bytes, self.timeout).await?;
+        send.write_message(request, self.timeout).await?;
         Ok(Exchange {
             send,
-            reader: MessageReader::for_reply(recv, MAX_REPORT),
+            reader: MessageReader::for_reply(recv, reply_limit),
         })
     }
 

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use plasma_stream_protocol::store_requests::{
     decode_status, encode_stats_request, ListPiece, ListRequest, PutRequest,
 };
-use plasma_stream_transport::{MessageReader, RecvStream, SendStream};
+use plasma_stream_transport::SendStream;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub use plasma_stream_protocol::store_requests::{ListedObject, PeerStats, ServerStats};
@@ -39,7 +39,7 @@ impl Client {
     async fn list_request(&self, request: ListRequest) -> Result<Vec<ListedObject>> {
         let mut bytes = Vec::new();
         request.encode(&mut bytes);
-        let mut exchange = self.open_store_request(&bytes).await?;
+        let mut exchange = self.open_exchange(&bytes, MAX_REPLY).await?;
         self.expect_success(&mut exchange, "LIST").await?;
         let mut objects = Vec::new();
         loop {
@@ -58,7 +58,7 @@ impl Client {
     pub async fn stats(&self) -> Result<ServerStats> {
         let mut bytes = Vec::new();
         encode_stats_request(&mut bytes);
-        let mut exchange = self.open_store_request(&bytes).await?;
+        let mut exchange = self.open_exchange(&bytes, MAX_REPLY).await?;
         self.expect_success(&mut exchange, "STATS").await?;
         let stats = self.read_reply(&mut exchange, ServerStats::decode).await?;
         self.end_exchange(exchange).await;
@@ -84,7 +84,7 @@ impl Client {
         };
         let mut bytes = Vec::with_capacity(PutRequest::ENCODED_LEN);
         request.encode(&mut bytes)?;
-        let mut exchange = self.open_store_request(&bytes).await?;
+        let mut exchange = self.open_exchange(&bytes, MAX_REPLY).await?;
         match self.read_reply(&mut exchange, decode_status).await? {
             Status::Begin => {}
             status => {
@@ -117,15 +117,6 @@ impl Client {
     pub async fn put_bytes(&self, id: ObjectId, data: Bytes, metadata: Bytes) -> Result<()> {
         let size = data.len() as u64;
         self.put(id, metadata, size, &data[..]).await
-    }
-
-    async fn open_store_request(&self, request: &[u8]) -> Result<Exchange> {
-        let (mut send, recv): (SendStream, RecvStream) = self.connection.open_bi().await?;
-        send.write_message(request, self.timeout).await?;
-        Ok(Exchange {
-            send,
-            reader: MessageReader::for_reply(recv, MAX_REPLY),
-        })
     }
 
     /// The reply's first byte: 0x41, or a refusal as [`Error::Refused`].
