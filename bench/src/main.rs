@@ -102,6 +102,9 @@ struct CopyArgs {
     tls: bool,
     #[arg(long)]
     quic: bool,
+    /// Receive into memory never touched before instead of pre-faulted memory.
+    #[arg(long)]
+    fresh_destination: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -145,6 +148,7 @@ fn spec(c: &CopyArgs, congestion: Option<String>) -> CopySpec {
         tls: c.tls,
         quic: c.quic,
         congestion,
+        fresh_destination: c.fresh_destination,
     }
 }
 

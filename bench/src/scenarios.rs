@@ -86,8 +86,10 @@ pub enum System {
     Legacy,
     /// One plain TCP connection (the copy limit), with the sender's congestion controller.
     TcpCopy { congestion: Option<String> },
-    /// One rustls connection, TLS 1.3 AES-128-GCM (the encryption limit).
-    TlsCopy,
+    /// One rustls connection, TLS 1.3 AES-128-GCM (the encryption limit). With
+    /// `fresh_destination`, into memory never touched before (no pre-faulting), as a cold
+    /// store's is: the limit for the rows beside a fresh `plasma_store`.
+    TlsCopy { fresh_destination: bool },
     /// One bare quinn connection with the product's QUIC settings (what quinn itself can do).
     QuicCopy,
     /// Arrow Flight `do_get` (loopback only).
@@ -120,7 +122,12 @@ impl System {
             System::TcpCopy {
                 congestion: Some(c),
             } => format!("peer: TCP copy {c}"),
-            System::TlsCopy => "peer: rustls TCP copy".into(),
+            System::TlsCopy {
+                fresh_destination: false,
+            } => "peer: rustls TCP copy".into(),
+            System::TlsCopy {
+                fresh_destination: true,
+            } => "peer: rustls TCP copy, fresh memory".into(),
             System::QuicCopy => "peer: quinn QUIC copy".into(),
             System::Flight { tls: false } => "peer: Arrow Flight".into(),
             System::Flight { tls: true } => "peer: Arrow Flight TLS".into(),
@@ -187,6 +194,10 @@ fn with_deployed(mut systems: Vec<System>) -> Vec<System> {
         .unwrap_or(systems.len());
     let events = System::OursWithEvents(Transport::Quic { congestion: None });
     systems.splice(at..at, std::iter::once(events).chain(deployed()));
+    // The cold rows write into fresh store memory; this peer is their copy-and-encrypt limit.
+    systems.push(System::TlsCopy {
+        fresh_destination: true,
+    });
     systems
 }
 
@@ -199,7 +210,9 @@ fn ours_and_copy_peers(flight: bool, legacy: bool) -> Vec<System> {
         s.push(System::Legacy);
     }
     s.push(System::TcpCopy { congestion: None });
-    s.push(System::TlsCopy);
+    s.push(System::TlsCopy {
+        fresh_destination: false,
+    });
     s.push(System::QuicCopy);
     if flight {
         s.push(System::Flight { tls: false });
@@ -508,17 +521,19 @@ fn measure_system(system: &System, sc: &Scenario) -> Result<Vec<Sample>, BenchEr
                 tls: false,
                 quic: false,
                 congestion: congestion.clone(),
+                fresh_destination: false,
             },
             sc.placement,
             sc.deadline,
         )?]),
-        System::TlsCopy => Ok(vec![run_copy_pair(
+        System::TlsCopy { fresh_destination } => Ok(vec![run_copy_pair(
             &CopySpec {
                 objects: sc.workload.objects,
                 object_size: sc.workload.object_size,
                 tls: true,
                 quic: false,
                 congestion: None,
+                fresh_destination: *fresh_destination,
             },
             sc.placement,
             sc.deadline,
@@ -530,6 +545,7 @@ fn measure_system(system: &System, sc: &Scenario) -> Result<Vec<Sample>, BenchEr
                 tls: false,
                 quic: true,
                 congestion: None,
+                fresh_destination: false,
             },
             sc.placement,
             sc.deadline,
@@ -650,6 +666,9 @@ fn copy_args(spec: &CopySpec) -> Vec<String> {
     if spec.quic {
         v.push("--quic".into());
     }
+    if spec.fresh_destination {
+        v.push("--fresh-destination".into());
+    }
     v
 }
 
@@ -727,16 +746,22 @@ mod tests {
     /// The peer processes for real (the `plasma-stream-bench` binary beside the tests).
     #[test]
     fn copy_peer_processes_move_every_byte() {
-        for (tls, quic) in [(false, false), (true, false), (false, true)] {
+        for (tls, quic, fresh_destination) in [
+            (false, false, false),
+            (true, false, false),
+            (true, false, true),
+            (false, true, false),
+        ] {
             let spec = CopySpec {
                 objects: 10,
                 object_size: 1 << 20,
                 tls,
                 quic,
                 congestion: (!quic).then(|| "cubic".into()),
+                fresh_destination,
             };
             let s = run_copy_pair(&spec, Placement::Loopback, Duration::from_secs(30))
-                .unwrap_or_else(|e| panic!("tls={tls} quic={quic}: {e}"));
+                .unwrap_or_else(|e| panic!("tls={tls} quic={quic} fresh={fresh_destination}: {e}"));
             assert_eq!((s.objects, s.bytes), (10, 10 << 20));
             assert!(s.note.is_none());
             assert!(s.peaks.contains_key("src") && s.peaks.contains_key("dst"));
@@ -759,7 +784,13 @@ mod tests {
             .name(),
             "plasma-stream QUIC bbr"
         );
-        assert_eq!(System::TlsCopy.side(), Side::Peer);
+        assert_eq!(
+            System::TlsCopy {
+                fresh_destination: false
+            }
+            .side(),
+            Side::Peer
+        );
         let warm = System::Deployed {
             transport: Transport::TcpFallback,
             setup: Setup::PlasmaStore { warm: true },

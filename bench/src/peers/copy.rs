@@ -32,6 +32,9 @@ pub struct CopySpec {
     pub quic: bool,
     /// Sender's TCP congestion controller (`cubic`, `bbr`, `reno`); the system default if `None`.
     pub congestion: Option<String>,
+    /// The puller receives into memory it never touched (each page faulted in as the bytes
+    /// arrive, as in a fresh store) instead of pre-faulted memory.
+    pub fresh_destination: bool,
 }
 
 /// What `peer pull` reports on its last stdout line.
@@ -319,8 +322,13 @@ pub fn pull(
     deadline: Duration,
 ) -> Result<PullResult, BenchError> {
     let total = (spec.objects * spec.object_size).max(1) as usize;
-    // Pre-faulted, so the peer measures the network copy, not first-touch page faults.
-    let mut dest = SharedRegion::new_populated(total)?;
+    // Pre-faulted, so the peer measures the network copy, not first-touch page faults; or
+    // fresh, to measure them as a cold store's writer pays them.
+    let mut dest = if spec.fresh_destination {
+        SharedRegion::new(total)?
+    } else {
+        SharedRegion::new_populated(total)?
+    };
     let me = std::process::id();
     let cpu_before = crate::procs::cpu_secs(me);
     let start = Instant::now();
@@ -407,6 +415,7 @@ mod tests {
             tls,
             quic: false,
             congestion: Some("cubic".into()),
+            fresh_destination: false,
         };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -448,6 +457,7 @@ mod tests {
             tls: false,
             quic: false,
             congestion: None,
+            fresh_destination: false,
         };
         let mut stream = io::Cursor::new((1u64 << 20).to_le_bytes().to_vec()).chain(Trickle);
         let mut dest = vec![0u8; 2 << 20];
