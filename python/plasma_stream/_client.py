@@ -79,6 +79,45 @@ class ReceivedObject(NamedTuple):
     metadata: bytes
 
 
+class StoredObject(NamedTuple):
+    """An object in the server's store, as :meth:`Client.list` and :meth:`Client.info`
+    describe it."""
+
+    #: The 20-byte ID.
+    id: bytes
+    data_size: int
+    metadata_size: int
+    #: Sealed (complete and readable), or still being written.
+    sealed: bool
+    #: When it was created, in Unix seconds; 0 where the store does not say.
+    created: int
+
+
+class PeerStats(NamedTuple):
+    """Object bytes a server moved with one peer (``"other"`` past its first 64 peers)."""
+
+    peer: str
+    received_bytes: int
+    sent_bytes: int
+
+
+class ServerStats(NamedTuple):
+    """What a server counted since it started (:meth:`Client.stats`)."""
+
+    uptime_seconds: int
+    #: Objects moving either way, and SYNCs until their report is delivered.
+    transfers_in_flight: int
+    received_bytes: int
+    received_objects: int
+    sent_bytes: int
+    sent_objects: int
+    failed_objects: int
+    store_capacity: int
+    #: ``None`` where the store does not say (pyarrow's ``plasma_store``).
+    store_used: Optional[int]
+    peers: List[PeerStats]
+
+
 PeerRequestLike = Union[Copy, Take, Tuple[str, Address, Sequence[ObjectIdLike]]]
 ProgressCallback = Callable[[Union[Progress, ObjectEvent]], Any]
 #: A ``pyarrow.plasma.PlasmaClient``, or the path of a Plasma store's socket.
@@ -327,6 +366,31 @@ class Client:
         ids: Union[ObjectIdLike, Iterable[ObjectIdLike]],
     ) -> List[ReceivedObject]:
         return [ReceivedObject(*raw) for raw in pull(b"".join(_id_list(ids)))]
+
+    def put(
+        self,
+        id: ObjectIdLike,  # noqa: A002 (the name the rest of the API uses)
+        data: Union[bytes, bytearray, memoryview],
+        metadata: Union[bytes, bytearray, memoryview] = b"",
+    ) -> None:
+        """Stores an object in the server's store and returns once the server sealed it. A
+        refusal raises :class:`ObjectError` with the server's status (``Status.ALREADY_IN_STORE``
+        when the store has it already, ``Status.STORE_FULL`` when it has no room)."""
+        self._native.put(object_id(id), bytes(data), bytes(metadata))
+
+    def list(self) -> List[StoredObject]:
+        """Every object in the server's store, sealed or not, ordered by ID."""
+        return [StoredObject(*raw) for raw in self._native.list()]
+
+    def info(self, id: ObjectIdLike) -> Optional[StoredObject]:  # noqa: A002
+        """One object of the server's store, or ``None`` if the store does not hold it."""
+        raw = self._native.info(object_id(id))
+        return StoredObject(*raw) if raw is not None else None
+
+    def stats(self) -> ServerStats:
+        """The server's counters since it started, and its store's capacity and use."""
+        *counters, peers = self._native.stats()
+        return ServerStats(*counters, [PeerStats(*peer) for peer in peers])
 
     def close(self) -> None:
         """Closes the connection and tells the server (waits about a second at most)."""

@@ -407,6 +407,81 @@ impl NativeClient {
         self.pull(py, ids, stream::TransferKind::Take)
     }
 
+    /// Stores an object in the server's store and returns once the server sealed it.
+    /// `id`: 20 bytes. A refusal raises `ObjectError` with the server's status (0x81 already
+    /// there, 0x64 no room, 0x63 not permitted).
+    fn put(&self, py: Python<'_>, id: &[u8], data: &[u8], metadata: &[u8]) -> PyResult<()> {
+        let client = self.client()?.clone();
+        let id = one_object_id(id)?;
+        // One copy out of the Python bytes, so the transfer runs without the GIL.
+        let (data, metadata) = (data.to_vec(), metadata.to_vec());
+        wait(
+            py,
+            self.runtime,
+            async move { client.put_bytes(id, data.into(), metadata.into()).await },
+            None,
+            None,
+        )
+    }
+
+    /// Every object in the server's store, ordered by ID: `[(id, data size, metadata size,
+    /// sealed, created in Unix seconds or 0)]`.
+    fn list(&self, py: Python<'_>) -> PyResult<Vec<Listed>> {
+        let client = self.client()?.clone();
+        let objects = wait(
+            py,
+            self.runtime,
+            async move { client.list().await },
+            None,
+            None,
+        )?;
+        Ok(objects.into_iter().map(listed_tuple).collect())
+    }
+
+    /// One object of the server's store as in `list`, or `None` if the store lacks it.
+    fn info(&self, py: Python<'_>, id: &[u8]) -> PyResult<Option<Listed>> {
+        let client = self.client()?.clone();
+        let id = one_object_id(id)?;
+        let object = wait(
+            py,
+            self.runtime,
+            async move { client.info(id).await },
+            None,
+            None,
+        )?;
+        Ok(object.map(listed_tuple))
+    }
+
+    /// The server's counters: `(uptime s, transfers in flight, received bytes, received
+    /// objects, sent bytes, sent objects, failed objects, store capacity, store used or
+    /// None, [(peer, received bytes, sent bytes)])`.
+    fn stats(&self, py: Python<'_>) -> PyResult<Stats> {
+        let client = self.client()?.clone();
+        let stats = wait(
+            py,
+            self.runtime,
+            async move { client.stats().await },
+            None,
+            None,
+        )?;
+        Ok((
+            stats.uptime_seconds,
+            stats.transfers_in_flight,
+            stats.received_bytes,
+            stats.received_objects,
+            stats.sent_bytes,
+            stats.sent_objects,
+            stats.failed_objects,
+            stats.store_capacity,
+            stats.store_used,
+            stats
+                .peers
+                .into_iter()
+                .map(|peer| (peer.label, peer.received_bytes, peer.sent_bytes))
+                .collect(),
+        ))
+    }
+
     /// Closes the connection, telling the server (waits at most about a second).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let client = self.client()?.clone();
@@ -434,6 +509,33 @@ type Outcome = (
     u32,
     u64,
 );
+
+/// One object of a server's store, as `list` and `info` return it.
+type Listed = ([u8; ObjectId::LEN], u64, u64, bool, u64);
+
+/// A server's counters, as `stats` returns them.
+type Stats = (
+    u64,
+    u64,
+    u64,
+    u64,
+    u64,
+    u64,
+    u64,
+    u64,
+    Option<u64>,
+    Vec<(String, u64, u64)>,
+);
+
+fn listed_tuple(object: stream::ListedObject) -> Listed {
+    (
+        *object.id.as_bytes(),
+        object.data_size,
+        object.metadata_size,
+        object.sealed,
+        object.created,
+    )
+}
 
 /// One received object: id, data, metadata.
 type Received<'py> = (
@@ -516,6 +618,16 @@ fn object_ids(bytes: &[u8]) -> PyResult<Vec<ObjectId>> {
         .chunks_exact(ObjectId::LEN)
         .filter_map(|chunk| ObjectId::from_slice(chunk).ok())
         .collect())
+}
+
+/// Exactly one 20-byte ID.
+fn one_object_id(bytes: &[u8]) -> PyResult<ObjectId> {
+    ObjectId::from_slice(bytes).map_err(|_| {
+        raise(
+            "RequestError",
+            format!("an object ID is 20 bytes, not {}", bytes.len()),
+        )
+    })
 }
 
 fn peer_request(index: usize, kind: &str, peer: &str, ids: &[u8]) -> PyResult<PeerRequest> {

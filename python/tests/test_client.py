@@ -339,3 +339,43 @@ def test_object_ids_in_every_accepted_form():
     assert ps.object_id(raw.hex().upper()) == raw
     assert ps.object_id(bytearray(raw)) == raw
     assert ps.object_id(plasma.ObjectID(raw)) == raw
+
+
+def test_put_list_info_stats_and_copy_back(client, dest):
+    data, metadata = os.urandom(200_000), b"put-meta"
+    oid = new_id()
+    before = client.stats()
+    client.put(oid, memoryview(data), metadata)
+
+    # The bytes are in the server's store, sealed, as pyarrow.plasma reads them.
+    assert read(dest, oid) == (data, metadata)
+    listed = {o.id: o for o in client.list()}
+    assert listed[oid] == client.info(oid.hex())
+    stored = listed[oid]
+    assert (stored.data_size, stored.metadata_size, stored.sealed) == (200_000, 8, True)
+    assert stored.created > 0
+    assert client.info(new_id()) is None
+    assert [o.id for o in client.list()] == sorted(listed)
+
+    # Putting the same ID again is refused with the documented status, and changes nothing.
+    with pytest.raises(ps.ObjectError) as refused:
+        client.put(oid, b"other bytes")
+    assert refused.value.status == ps.Status.ALREADY_IN_STORE
+    assert refused.value.object_id == oid
+    assert read(dest, oid) == (data, metadata)
+
+    [(copied_id, copied, copied_meta)] = client.copy(oid)
+    assert (copied_id, copied, copied_meta) == (oid, data, metadata)
+
+    after = client.stats()
+    assert after.store_capacity == 256 << 20
+    assert after.store_used is not None and after.store_used >= 200_000
+    assert after.sent_objects == before.sent_objects + 1
+    assert after.sent_bytes >= before.sent_bytes + len(data)
+    assert after.uptime_seconds >= before.uptime_seconds
+    assert all(isinstance(peer, ps.PeerStats) for peer in after.peers)
+
+
+def test_put_rejects_a_bad_id_before_sending(client):
+    with pytest.raises(ps.RequestError, match="20 bytes"):
+        client.put(b"short", b"data")
