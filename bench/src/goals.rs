@@ -1,5 +1,8 @@
-//! Issue 6's goals, checked against one run's results (ratios within the run, as everything
-//! else here). A goal whose rows are missing from the run is `not measured`, never a pass.
+//! Issue 6's and issue 14's goals, checked against one run's results (ratios within the run,
+//! as everything else here). A goal whose rows are missing from the run is `not measured`,
+//! never a pass. Issue 14's goals also name the ceiling measured in the same run (the copy
+//! peer that does only what the goal's path must do), so a goal above what the machine can
+//! do says so.
 
 use std::fmt::Write as _;
 
@@ -26,6 +29,15 @@ const FLIGHT_TLS: &str = "peer: Arrow Flight TLS";
 const QUIC_BBR: &str = "plasma-stream QUIC bbr";
 const TCP_BBR: &str = "peer: TCP copy bbr";
 const TCP_CUBIC: &str = "peer: TCP copy cubic";
+const QUIC_BESIDE_COLD: &str = "plasma-stream QUIC, defaults, beside plasma_store (cold)";
+const FALLBACK_BESIDE_COLD: &str =
+    "plasma-stream TLS/TCP fallback, defaults, beside plasma_store (cold)";
+const QUIC_BESIDE_WARM: &str = "plasma-stream QUIC, defaults, beside plasma_store (warm)";
+const FALLBACK_BESIDE_WARM: &str =
+    "plasma-stream TLS/TCP fallback, defaults, beside plasma_store (warm)";
+const TLS_COPY: &str = "peer: rustls TCP copy";
+const TLS_COPY_FRESH: &str = "peer: rustls TCP copy, fresh memory";
+const QUIC_COPY: &str = "peer: quinn QUIC copy";
 
 fn row<'a>(results: &'a [ScenarioResult], scenario: &str, system: &str) -> Option<&'a Row> {
     results
@@ -63,7 +75,33 @@ fn ratio_goal(
     Goal { name, verdict }
 }
 
-/// Checks every goal of issue 6 that this run measured.
+/// [`ratio_goal`], and the ceiling's own ratio to the same peer in this run.
+fn ratio_goal_with_ceiling(
+    name: &'static str,
+    results: &[ScenarioResult],
+    scenario: &str,
+    ours: &str,
+    peer: &str,
+    at_least: f64,
+    ceiling: &str,
+) -> Goal {
+    let mut goal = ratio_goal(name, results, scenario, ours, peer, at_least);
+    let gbps = |system| row(results, scenario, system).and_then(Row::median_gbps);
+    if let (Some(limit), Some(o)) = (ratio(gbps(ceiling), gbps(peer)), gbps(ours)) {
+        let share = gbps(ceiling).map(|c| o / c).unwrap_or_default();
+        let note = format!(
+            "; ceiling {ceiling} at {} it, ours {share:.2}× the ceiling",
+            fmt_ratio(Some(limit))
+        );
+        match &mut goal.verdict {
+            Verdict::Met(text) | Verdict::Missed(text) => text.push_str(&note),
+            Verdict::NotMeasured(_) => {}
+        }
+    }
+    goal
+}
+
+/// Checks every goal of issues 6 and 14 that this run measured.
 pub fn check(results: &[ScenarioResult]) -> Vec<Goal> {
     let mut goals = vec![
         ratio_goal(
@@ -126,6 +164,51 @@ pub fn check(results: &[ScenarioResult]) -> Vec<Goal> {
             _ => Verdict::NotMeasured("S4-loss1: half-done times missing".into()),
         },
     });
+    for (name, ours, at_least, ceiling) in [
+        (
+            "S1 beside plasma_store, cold: QUIC ≥ 1.5 × Arrow Flight TLS",
+            QUIC_BESIDE_COLD,
+            1.5,
+            TLS_COPY_FRESH,
+        ),
+        (
+            "S1 beside plasma_store, cold: TLS/TCP ≥ 1.5 × Arrow Flight TLS",
+            FALLBACK_BESIDE_COLD,
+            1.5,
+            TLS_COPY_FRESH,
+        ),
+        (
+            "S1 beside plasma_store, warm: QUIC ≥ 2 × Arrow Flight TLS",
+            QUIC_BESIDE_WARM,
+            2.0,
+            TLS_COPY,
+        ),
+        (
+            "S1 beside plasma_store, warm: TLS/TCP ≥ 2 × Arrow Flight TLS",
+            FALLBACK_BESIDE_WARM,
+            2.0,
+            TLS_COPY,
+        ),
+    ] {
+        goals.push(ratio_goal_with_ceiling(
+            name,
+            results,
+            "S1-loopback",
+            ours,
+            FLIGHT_TLS,
+            at_least,
+            ceiling,
+        ));
+    }
+    goals.push(ratio_goal_with_ceiling(
+        "S1-veth (MTU 1500): QUIC ≥ 0.8 × TLS/TCP fallback",
+        results,
+        "S1-veth",
+        QUIC,
+        FALLBACK,
+        0.8,
+        QUIC_COPY,
+    ));
     goals.push(Goal {
         name: "S5: peak RssAnon ≤ 128 MiB per server",
         verdict: {
@@ -157,7 +240,7 @@ pub fn check(results: &[ScenarioResult]) -> Vec<Goal> {
 
 /// The goals as Markdown (also readable as text).
 pub fn render(goals: &[Goal]) -> String {
-    let mut out = String::from("#### Goals of issue 6 in this run\n\n");
+    let mut out = String::from("#### Goals of issues 6 and 14 in this run\n\n");
     for g in goals {
         let (mark, text) = match &g.verdict {
             Verdict::Met(t) => ("met", t),
@@ -197,6 +280,10 @@ mod tests {
                     row_with(QUIC, 0.9, None),
                     row_with(FALLBACK, 0.5, None),
                     row_with(FLIGHT_TLS, 0.5, None),
+                    row_with(QUIC_BESIDE_COLD, 0.4, None),
+                    row_with(TLS_COPY_FRESH, 0.25, None),
+                    row_with(QUIC_BESIDE_WARM, 1.0, None),
+                    row_with(TLS_COPY, 1.25, None),
                 ],
             },
             ScenarioResult {
@@ -225,6 +312,26 @@ mod tests {
         assert!(matches!(verdict("S4: QUIC BBR ≥ 50"), Verdict::Met(_)));
         assert!(matches!(verdict("S4: half"), Verdict::Met(_)));
         assert!(matches!(verdict("S5"), Verdict::NotMeasured(_)));
+        // Issue 14's: missed, with the ceiling of the same run beside the figure.
+        let Verdict::Missed(cold) = verdict("S1 beside plasma_store, cold: QUIC") else {
+            panic!("cold QUIC at 0.8× should miss 1.5×");
+        };
+        assert!(cold.contains("at 0.80× peer: Arrow Flight TLS"), "{cold}");
+        assert!(
+            cold.contains(
+                "ceiling peer: rustls TCP copy, fresh memory at 0.50× it, ours 1.60× the ceiling"
+            ),
+            "{cold}"
+        );
+        assert!(matches!(
+            verdict("S1 beside plasma_store, warm: QUIC ≥ 2"),
+            Verdict::Met(_)
+        ));
+        assert!(matches!(
+            verdict("S1 beside plasma_store, cold: TLS/TCP"),
+            Verdict::NotMeasured(_)
+        ));
+        assert!(matches!(verdict("S1-veth"), Verdict::NotMeasured(_)));
         let text = render(&goals);
         assert!(text.contains("**MISSED**"), "{text}");
         assert!(text.contains("1.80× peer: Arrow Flight TLS"), "{text}");
