@@ -163,6 +163,24 @@ impl StreamRequest {
         }
     }
 
+    /// The length of the SYNC (with or without events) at the start of `buf` once all of it
+    /// is buffered; `None` while part of it is missing, and for every other message. Costs
+    /// the allocation-free first pass of [`SyncRequest::decode`] (O(peer requests)), so a
+    /// server can tell, before decoding, that a long decode of the whole request (up to 67
+    /// million IDs copied and checked for uniqueness) is about to run, and run it where it
+    /// blocks no other work.
+    pub fn complete_sync_len(buf: &[u8]) -> Result<Option<usize>, DecodeError> {
+        if buf.first() == Some(&CANCEL_SYNC) {
+            return Ok(None);
+        }
+        match StreamKind::peek(buf)? {
+            Some(kind @ (StreamKind::Sync | StreamKind::SyncWithEvents)) => {
+                finish(SyncRequest::frame_len(buf, kind))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Appends the encoding.
     pub fn encode<B: BufMut>(&self, out: &mut B) -> Result<(), EncodeError> {
         match self {
@@ -285,8 +303,9 @@ impl SyncRequest {
         finish(Self::decode_inner(buf, StreamKind::SyncWithEvents))
     }
 
-    fn decode_inner(buf: &[u8], kind: StreamKind) -> Result<(Self, usize), Stop> {
-        // Pass 1: is the whole frame here, and is its shape valid?
+    /// Pass 1 of decoding: whether the whole frame is here and its shape is valid (every
+    /// kind, family and count), without allocating; its length.
+    fn frame_len(buf: &[u8], kind: StreamKind) -> Result<usize, Stop> {
         let mut walk = Reader::new(buf);
         expect_kind(&mut walk, kind)?;
         let count = walk.u32()?;
@@ -298,7 +317,11 @@ impl SyncRequest {
             check_id_count(u64::from(ids), Some(index))?;
             walk.skip(u64::from(ids), ObjectId::LEN)?;
         }
-        let len = walk.position();
+        Ok(walk.position())
+    }
+
+    fn decode_inner(buf: &[u8], kind: StreamKind) -> Result<(Self, usize), Stop> {
+        let len = Self::frame_len(buf, kind)?;
 
         // Pass 2: build it. Counts are within limits and their bytes are buffered.
         let mut read = Reader::new(buf.get(..len).ok_or(Stop::NeedMore)?);

@@ -172,3 +172,55 @@ fn a_legacy_connection_carries_requests_back_to_back() {
     }
     assert_eq!(at, reply.len());
 }
+
+#[test]
+fn complete_sync_len_says_when_a_whole_sync_is_buffered() {
+    use plasma_stream_protocol::wire::{StreamRequest, CANCEL_SYNC};
+    let request = SyncRequest::new(vec![
+        PeerRequest::Copy {
+            from: SocketAddr::from(([10, 0, 0, 1], 2021)),
+            objects: distinct_ids(300, 1),
+        },
+        PeerRequest::Take {
+            from: SocketAddr::from(([10, 0, 0, 2], 2022)),
+            objects: distinct_ids(5, 2),
+        },
+    ])
+    .unwrap();
+    for events in [false, true] {
+        let mut bytes = Vec::new();
+        if events {
+            request.encode_with_events(&mut bytes).unwrap();
+        } else {
+            request.encode(&mut bytes).unwrap();
+        }
+        // A message after it does not change its length.
+        let len = bytes.len();
+        bytes.extend_from_slice(&[CANCEL_SYNC]);
+        for cut in [0, 1, 5, len / 2, len - 1] {
+            assert_eq!(
+                StreamRequest::complete_sync_len(&bytes[..cut]),
+                Ok(None),
+                "{cut}"
+            );
+        }
+        assert_eq!(StreamRequest::complete_sync_len(&bytes), Ok(Some(len)));
+        let (_, used) = StreamRequest::decode(&bytes).unwrap().unwrap();
+        assert_eq!(used, len);
+    }
+    // Other messages are never "a complete SYNC".
+    let mut object = Vec::new();
+    ObjectRequest::new(TransferKind::Copy, distinct_ids(1, 9)[0])
+        .encode(&mut object)
+        .unwrap();
+    assert_eq!(StreamRequest::complete_sync_len(&object), Ok(None));
+    assert_eq!(StreamRequest::complete_sync_len(&[CANCEL_SYNC]), Ok(None));
+    // A bad count is the same error as decode's.
+    let mut bad = vec![0x01];
+    bad.extend_from_slice(&2000u32.to_le_bytes());
+    assert!(StreamRequest::complete_sync_len(&bad).is_err());
+    assert_eq!(
+        StreamRequest::complete_sync_len(&bad).err(),
+        StreamRequest::decode(&bad).err()
+    );
+}

@@ -96,6 +96,35 @@ async fn serve_connection<S: ObjectStore>(node: Arc<Node<S>>, connection: Connec
     }
 }
 
+/// A whole SYNC request at least this long is decoded inside `block_in_place`.
+const DECODE_ASIDE_ABOVE: usize = 1 << 20;
+
+/// Decodes a stream's request. The largest SYNC (1,024 × 65,536 IDs, 1.3 GB) takes seconds
+/// to decode: its IDs are copied and checked for uniqueness. On a runtime worker that would
+/// hold up every task queued on it (with `--worker-threads 1`, every connection of the
+/// server: keep-alives, transfers, other clients). So once a large request is all buffered,
+/// the worker hands its other tasks to a fresh thread for the decode (`block_in_place`).
+/// A current-thread runtime (tests that run a server in-process) has no other thread to
+/// hand them to, and decodes in place.
+fn decode_request(
+    buf: &[u8],
+) -> Result<Option<(StreamRequest, usize)>, plasma_stream_protocol::DecodeError> {
+    let aside = buf.len() >= DECODE_ASIDE_ABOVE
+        && tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+            runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        })
+        && StreamRequest::complete_sync_len(buf)?.is_some();
+    if aside {
+        debug!(
+            bytes = buf.len(),
+            "decoding a large SYNC request off the runtime worker"
+        );
+        tokio::task::block_in_place(|| StreamRequest::decode(buf))
+    } else {
+        StreamRequest::decode(buf)
+    }
+}
+
 /// Serves the exchanges of one stream (one over QUIC, a sequence over TCP) until it ends.
 async fn serve_exchange<S: ObjectStore>(
     node: Arc<Node<S>>,
@@ -113,7 +142,7 @@ async fn serve_exchange<S: ObjectStore>(
     };
     loop {
         let request = tokio::select! {
-            request = reader.next(StreamRequest::decode) => request,
+            request = reader.next(decode_request) => request,
             _ = node.shutdown.reached(Phase::Aborting) => return,
         };
         let result = match request {
