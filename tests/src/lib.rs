@@ -824,3 +824,62 @@ pub fn write_file(dir: &TempDir, name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Sends raw request bytes on one stream of a fresh connection (a new identity, insecure
+/// mode) and returns whatever comes back: empty when the server resets the stream, which is
+/// the documented answer to a malformed count. For bytes the client library would refuse to
+/// encode.
+pub async fn raw_exchange(server: &Server, request: &[u8]) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let identity = plasma_stream_certs::Identity::generate(["test"]).unwrap();
+    // The maximal SYNC keeps a debug-build server busy for a minute or more under CI load,
+    // long enough for it to miss the default 60 s idle timeout's keep-alives: the idle
+    // timeout here matches the `--stream-timeout 300` that test gives its server.
+    let config = plasma_stream_transport::TransportConfig {
+        idle_timeout: Duration::from_secs(300),
+        ..Default::default()
+    };
+    let endpoint = plasma_stream_transport::Endpoint::client(
+        &identity,
+        &plasma_stream_certs::Trust::Insecure,
+        config,
+    )
+    .await
+    .unwrap();
+    let connection = endpoint.connect(server.addr).await.unwrap();
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    // A server refusing the request stops reading it: the rest may not be writable then
+    // (a server gives an accepted connection only a MiB of credit ahead of its reading).
+    if send.write_all_bytes(request).await.is_ok() {
+        let _ = send.finish().await;
+    }
+    let mut reply = Vec::new();
+    // A reset stream is an answer too (an empty reply); the error is shown for diagnosis.
+    if let Err(error) = recv.read_to_end(&mut reply).await {
+        eprintln!(
+            "reading the reply ended with {error} after {} bytes",
+            reply.len()
+        );
+    }
+    reply
+}
+
+/// A SYNC frame built by hand, so counts the client library refuses to encode can be sent:
+/// one COPY peer request per ID list, all from `peer` (IPv4).
+pub fn raw_sync_bytes(peer: SocketAddr, lists: &[Vec<ObjectId>]) -> Vec<u8> {
+    let SocketAddr::V4(v4) = peer else {
+        panic!("IPv4 expected")
+    };
+    let mut bytes = vec![0x01];
+    bytes.extend_from_slice(&(lists.len() as u32).to_le_bytes());
+    for ids in lists {
+        bytes.extend_from_slice(&[0x02, 0x04]);
+        bytes.extend_from_slice(&v4.ip().octets());
+        bytes.extend_from_slice(&v4.port().to_le_bytes());
+        bytes.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+        for id in ids {
+            bytes.extend_from_slice(id.as_bytes());
+        }
+    }
+    bytes
+}

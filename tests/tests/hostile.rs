@@ -4,7 +4,7 @@
 use plasma_stream_certs::{Identity, Trust};
 use plasma_stream_protocol::wire::SyncReport;
 use plasma_stream_protocol::Status;
-use plasma_stream_tests::{oid, put, put_pull_verify, Server};
+use plasma_stream_tests::{oid, put, put_pull_verify, raw_exchange, raw_sync_bytes, Server};
 use plasma_stream_transport::{Endpoint, TransportConfig, TransportMode};
 use stream::TransferKind;
 use tokio::io::AsyncReadExt;
@@ -29,37 +29,13 @@ async fn raw_connection(
     (endpoint, connection)
 }
 
-async fn raw_exchange(server: &Server, request: &[u8]) -> Vec<u8> {
-    let (_endpoint, connection) = raw_connection(server, TransportMode::Auto).await;
-    let (mut send, mut recv) = connection.open_bi().await.unwrap();
-    send.write_all_bytes(request).await.unwrap();
-    send.finish().await.unwrap();
-    let mut reply = Vec::new();
-    let _ = recv.read_to_end(&mut reply).await;
-    reply
-}
-
-fn sync_bytes(peer: std::net::SocketAddr, ids: &[plasma_stream_tests::ObjectId]) -> Vec<u8> {
-    let std::net::SocketAddr::V4(v4) = peer else {
-        panic!("IPv4 expected")
-    };
-    let mut bytes = vec![0x01, 1, 0, 0, 0, 0x02, 0x04];
-    bytes.extend_from_slice(&v4.ip().octets());
-    bytes.extend_from_slice(&v4.port().to_le_bytes());
-    bytes.extend_from_slice(&(ids.len() as u32).to_le_bytes());
-    for id in ids {
-        bytes.extend_from_slice(id.as_bytes());
-    }
-    bytes
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicate_ids_are_refused_with_0x80_for_the_whole_sync() {
     let source = Server::embedded(16 * MIB);
     let destination = Server::embedded(16 * MIB);
     let id = oid(60, 1);
     put(&mut source.store(), id, 10, 0);
-    let reply = raw_exchange(&destination, &sync_bytes(source.addr, &[id, id])).await;
+    let reply = raw_exchange(&destination, &raw_sync_bytes(source.addr, &[vec![id, id]])).await;
     let (report, _) = SyncReport::decode(&reply).unwrap().expect("a whole report");
     assert_eq!(report.peer_reports.len(), 1);
     assert_eq!(report.peer_reports[0].status, Status::AlreadyReceiving);
@@ -99,7 +75,7 @@ async fn a_request_trickled_within_the_idle_timeout_is_dropped_at_its_deadline()
     put(&mut source.store(), id, 10, 0);
     let (_endpoint, connection) = raw_connection(&destination, TransportMode::Auto).await;
     let (mut send, mut recv) = connection.open_bi().await.unwrap();
-    let request = sync_bytes(source.addr, &[id]);
+    let request = raw_sync_bytes(source.addr, &[vec![id]]);
     let started = Instant::now();
     let trickler = tokio::spawn(async move {
         for byte in request.iter().take(request.len() - 1) {

@@ -1,67 +1,14 @@
 //! The protocol's limits at their edges, against real servers: the largest value works, one
 //! more is refused with its documented outcome, and the server goes on serving.
 
-use plasma_stream_certs::{Identity, Trust};
 use plasma_stream_protocol::wire::SyncReport;
 use plasma_stream_protocol::Status;
-use plasma_stream_tests::{client, contains, oid, put, verify, ObjectId, Server};
-use plasma_stream_transport::{Endpoint, TransportConfig};
+use plasma_stream_tests::{
+    client, contains, oid, put, raw_exchange, raw_sync_bytes, verify, ObjectId, Server,
+};
 use stream::PeerRequest;
-use tokio::io::AsyncReadExt;
 
 const MIB: u64 = 1 << 20;
-
-/// Sends raw SYNC bytes on one stream and returns whatever comes back (empty when the server
-/// resets the stream, which is the documented answer to a malformed count).
-async fn raw_exchange(server: &Server, request: &[u8]) -> Vec<u8> {
-    let identity = Identity::generate(["test"]).unwrap();
-    // The maximal SYNC keeps a debug-build server busy for a minute or more under CI load,
-    // long enough for it to miss the default 60 s idle timeout's keep-alives: the idle
-    // timeout here matches the `--stream-timeout 300` that test gives its server.
-    let config = TransportConfig {
-        idle_timeout: std::time::Duration::from_secs(300),
-        ..TransportConfig::default()
-    };
-    let endpoint = Endpoint::client(&identity, &Trust::Insecure, config)
-        .await
-        .unwrap();
-    let connection = endpoint.connect(server.addr).await.unwrap();
-    let (mut send, mut recv) = connection.open_bi().await.unwrap();
-    // A server refusing the request stops reading it: the rest may not be writable then
-    // (a server gives an accepted connection only a MiB of credit ahead of its reading).
-    if send.write_all_bytes(request).await.is_ok() {
-        let _ = send.finish().await;
-    }
-    let mut reply = Vec::new();
-    // A reset stream is an answer too (an empty reply); the error is shown for diagnosis.
-    if let Err(error) = recv.read_to_end(&mut reply).await {
-        eprintln!(
-            "reading the reply ended with {error} after {} bytes",
-            reply.len()
-        );
-    }
-    reply
-}
-
-/// A SYNC frame built by hand, so counts the client library refuses to encode can be sent:
-/// one COPY peer request per ID list, all from `peer`.
-fn sync_bytes(peer: std::net::SocketAddr, lists: &[Vec<ObjectId>]) -> Vec<u8> {
-    let std::net::SocketAddr::V4(v4) = peer else {
-        panic!("IPv4 expected")
-    };
-    let mut bytes = vec![0x01];
-    bytes.extend_from_slice(&(lists.len() as u32).to_le_bytes());
-    for ids in lists {
-        bytes.extend_from_slice(&[0x02, 0x04]);
-        bytes.extend_from_slice(&v4.ip().octets());
-        bytes.extend_from_slice(&v4.port().to_le_bytes());
-        bytes.extend_from_slice(&(ids.len() as u32).to_le_bytes());
-        for id in ids {
-            bytes.extend_from_slice(id.as_bytes());
-        }
-    }
-    bytes
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sync_of_1024_peer_requests_works_and_1025_is_refused() {
@@ -75,7 +22,7 @@ async fn a_sync_of_1024_peer_requests_works_and_1025_is_refused() {
 
     // 1,025 peer requests: the stream is reset without a report and nothing is pulled.
     let over: Vec<Vec<ObjectId>> = ids.iter().map(|id| vec![*id]).collect();
-    let reply = raw_exchange(&destination, &sync_bytes(source.addr, &over)).await;
+    let reply = raw_exchange(&destination, &raw_sync_bytes(source.addr, &over)).await;
     assert!(
         reply.is_empty(),
         "1,025 peer requests answered: {} bytes",
@@ -112,7 +59,7 @@ async fn a_peer_request_of_65537_objects_is_refused_and_the_server_goes_on() {
     put(&mut source.store(), ids[0], 8, 0);
     let reply = raw_exchange(
         &destination,
-        &sync_bytes(source.addr, std::slice::from_ref(&ids)),
+        &raw_sync_bytes(source.addr, std::slice::from_ref(&ids)),
     )
     .await;
     assert!(
@@ -122,7 +69,7 @@ async fn a_peer_request_of_65537_objects_is_refused_and_the_server_goes_on() {
     );
     assert!(!contains(&mut destination.store(), ids[0]));
 
-    let reply = raw_exchange(&destination, &sync_bytes(source.addr, &[vec![ids[0]]])).await;
+    let reply = raw_exchange(&destination, &raw_sync_bytes(source.addr, &[vec![ids[0]]])).await;
     let (report, _) = SyncReport::decode(&reply).unwrap().expect("a whole report");
     assert_eq!(report.peer_reports[0].status, Status::Success);
     verify(&mut destination.store(), ids[0], 8, 0);
@@ -327,7 +274,7 @@ async fn heavy_a_maximal_sync_has_bounded_memory_and_gives_it_back() {
     let lists: Vec<Vec<ObjectId>> = (0..LISTS)
         .map(|list| (0..PER_LIST).map(|n| oid(list as u8, n)).collect())
         .collect();
-    let request = sync_bytes("127.0.0.1:9".parse().unwrap(), &lists);
+    let request = raw_sync_bytes("127.0.0.1:9".parse().unwrap(), &lists);
     drop(lists);
     assert!(request.len() < 256 << 20, "{}", request.len());
 
