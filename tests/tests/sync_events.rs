@@ -64,6 +64,33 @@ async fn an_unreachable_peer_is_reported_with_its_reason_and_attempts() {
     assert_eq!(plain.peer_reports[0].objects[0].id, id);
 }
 
+/// A COPY of `id` from `source` through `destination`, asked by the client identity in
+/// `client_dir`, fails with 0x90 and this reason.
+async fn expect_refused(
+    client_dir: &std::path::Path,
+    destination: &Server,
+    source: std::net::SocketAddr,
+    id: plasma_stream_tests::ObjectId,
+    code: ReasonCode,
+    text: &str,
+) {
+    let client = pinned_client(client_dir, destination).await;
+    let report = client
+        .sync_with_progress(
+            vec![PeerRequest::Copy {
+                from: source,
+                objects: vec![id],
+            }],
+            |_| {},
+        )
+        .await
+        .unwrap();
+    let object = &report.peer_reports[0].objects[0];
+    assert_eq!(object.status, Status::PeerConnectionFailed, "{report:?}");
+    assert_eq!(object.reason.code, code, "{object:?}");
+    assert!(object.reason.text.contains(text), "{object:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn certificate_refusals_are_named_on_each_side() {
     // 0: the destination, 1: the source, 2: the client.
@@ -77,53 +104,25 @@ async fn certificate_refusals_are_named_on_each_side() {
     let destination = Server::start(
         pinned_config(16 * MIB, ids.dir(0), &[ids.fp(1), client_fp]).with_args(&["--retries", "0"]),
     );
-    let client = pinned_client(ids.dir(2), &destination).await;
-    let report = client
-        .sync_with_progress(
-            vec![PeerRequest::Copy {
-                from: source.addr,
-                objects: vec![id],
-            }],
-            |_| {},
-        )
-        .await
-        .unwrap();
-    let object = &report.peer_reports[0].objects[0];
-    assert_eq!(object.status, Status::PeerConnectionFailed, "{report:?}");
-    assert_eq!(
-        object.reason.code,
-        ReasonCode::PeerRefusedOurCertificate,
-        "{object:?}"
-    );
-    assert!(
-        object.reason.text.contains("refused our certificate"),
-        "{object:?}"
-    );
+    let (client, from) = (ids.dir(2), source.addr);
+    let refused = ReasonCode::PeerRefusedOurCertificate;
+    expect_refused(
+        client,
+        &destination,
+        from,
+        id,
+        refused,
+        "refused our certificate",
+    )
+    .await;
     drop(destination);
 
     // The destination does not trust the source: "we do not trust the peer's certificate".
     let destination = Server::start(
         pinned_config(16 * MIB, ids.dir(0), &[client_fp]).with_args(&["--retries", "0"]),
     );
-    let client = pinned_client(ids.dir(2), &destination).await;
-    let report = client
-        .sync_with_progress(
-            vec![PeerRequest::Copy {
-                from: source.addr,
-                objects: vec![id],
-            }],
-            |_| {},
-        )
-        .await
-        .unwrap();
-    let object = &report.peer_reports[0].objects[0];
-    assert_eq!(object.status, Status::PeerConnectionFailed, "{report:?}");
-    assert_eq!(
-        object.reason.code,
-        ReasonCode::UntrustedPeerCertificate,
-        "{object:?}"
-    );
-    assert!(object.reason.text.contains("do not trust"), "{object:?}");
+    let untrusted = ReasonCode::UntrustedPeerCertificate;
+    expect_refused(client, &destination, from, id, untrusted, "do not trust").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
