@@ -87,8 +87,8 @@ fn ratio_goal_with_ceiling(
 ) -> Goal {
     let mut goal = ratio_goal(name, results, scenario, ours, peer, at_least);
     let gbps = |system| row(results, scenario, system).and_then(Row::median_gbps);
-    if let (Some(limit), Some(o)) = (ratio(gbps(ceiling), gbps(peer)), gbps(ours)) {
-        let share = gbps(ceiling).map(|c| o / c).unwrap_or_default();
+    let limit = ratio(gbps(ceiling), gbps(peer));
+    if let (Some(limit), Some(share)) = (limit, ratio(gbps(ours), gbps(ceiling))) {
         let note = format!(
             "; ceiling {ceiling} at {} it, ours {share:.2}× the ceiling",
             fmt_ratio(Some(limit))

@@ -415,26 +415,16 @@ impl NativeClient {
         let id = one_object_id(id)?;
         // One copy out of the Python bytes, so the transfer runs without the GIL.
         let (data, metadata) = (data.to_vec(), metadata.to_vec());
-        wait(
-            py,
-            self.runtime,
-            async move { client.put_bytes(id, data.into(), metadata.into()).await },
-            None,
-            None,
-        )
+        self.wait_for(py, async move {
+            client.put_bytes(id, data.into(), metadata.into()).await
+        })
     }
 
     /// Every object in the server's store, ordered by ID: `[(id, data size, metadata size,
     /// sealed, created in Unix seconds or 0)]`.
     fn list(&self, py: Python<'_>) -> PyResult<Vec<Listed>> {
         let client = self.client()?.clone();
-        let objects = wait(
-            py,
-            self.runtime,
-            async move { client.list().await },
-            None,
-            None,
-        )?;
+        let objects = self.wait_for(py, async move { client.list().await })?;
         Ok(objects.into_iter().map(listed_tuple).collect())
     }
 
@@ -442,13 +432,7 @@ impl NativeClient {
     fn info(&self, py: Python<'_>, id: &[u8]) -> PyResult<Option<Listed>> {
         let client = self.client()?.clone();
         let id = one_object_id(id)?;
-        let object = wait(
-            py,
-            self.runtime,
-            async move { client.info(id).await },
-            None,
-            None,
-        )?;
+        let object = self.wait_for(py, async move { client.info(id).await })?;
         Ok(object.map(listed_tuple))
     }
 
@@ -457,13 +441,7 @@ impl NativeClient {
     /// None, [(peer, received bytes, sent bytes)])`.
     fn stats(&self, py: Python<'_>) -> PyResult<Stats> {
         let client = self.client()?.clone();
-        let stats = wait(
-            py,
-            self.runtime,
-            async move { client.stats().await },
-            None,
-            None,
-        )?;
+        let stats = self.wait_for(py, async move { client.stats().await })?;
         Ok((
             stats.uptime_seconds,
             stats.transfers_in_flight,
@@ -485,16 +463,10 @@ impl NativeClient {
     /// Closes the connection, telling the server (waits at most about a second).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let client = self.client()?.clone();
-        wait(
-            py,
-            self.runtime,
-            async move {
-                client.close().await;
-                Ok(())
-            },
-            None,
-            None,
-        )
+        self.wait_for(py, async move {
+            client.close().await;
+            Ok(())
+        })
     }
 }
 
@@ -545,6 +517,15 @@ type Received<'py> = (
 );
 
 impl NativeClient {
+    /// [`wait`] for `future` on this client's runtime, with no events and no deadline.
+    fn wait_for<T, F>(&self, py: Python<'_>, future: F) -> PyResult<T>
+    where
+        F: Future<Output = stream::Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        wait(py, self.runtime, future, None, None)
+    }
+
     fn client(&self) -> PyResult<&Client> {
         if self.pid != std::process::id() {
             return Err(raise(
@@ -569,18 +550,12 @@ impl NativeClient {
     ) -> PyResult<Vec<Received<'py>>> {
         let client = self.client()?.clone();
         let ids = object_ids(ids)?;
-        let objects = wait(
-            py,
-            self.runtime,
-            async move {
-                match kind {
-                    stream::TransferKind::Copy => client.copy(&ids).await,
-                    stream::TransferKind::Take => client.take(&ids).await,
-                }
-            },
-            None,
-            None,
-        )?;
+        let objects = self.wait_for(py, async move {
+            match kind {
+                stream::TransferKind::Copy => client.copy(&ids).await,
+                stream::TransferKind::Take => client.take(&ids).await,
+            }
+        })?;
         Ok(objects
             .into_iter()
             .map(|object| {
