@@ -376,7 +376,11 @@ class Client:
         """Stores an object in the server's store and returns once the server sealed it. A
         refusal raises :class:`ObjectError` with the server's status (``Status.ALREADY_IN_STORE``
         when the store has it already, ``Status.STORE_FULL`` when it has no room)."""
-        self._native.put(object_id(id), bytes(data), bytes(metadata))
+        # bytes and bytearray go as they are (bytes without a copy); other buffers are copied.
+        def raw(value: Union[bytes, bytearray, memoryview]) -> Union[bytes, bytearray]:
+            return value if isinstance(value, (bytes, bytearray)) else bytes(value)
+
+        self._native.put(object_id(id), raw(data), raw(metadata))
 
     def list(self) -> List[StoredObject]:
         """Every object in the server's store, sealed or not, ordered by ID."""

@@ -13,10 +13,12 @@ use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use plasma_stream_certs::Fingerprint;
 use plasma_stream_protocol::{grammar, ObjectId, PeerRequest, Status};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyTuple};
 use stream::{
     Client, ClientBuilder, DetailedReport, ObjectState, ProgressEvent, ReasonCode, TransportMode,
@@ -410,14 +412,23 @@ impl NativeClient {
     /// Stores an object in the server's store and returns once the server sealed it.
     /// `id`: 20 bytes. A refusal raises `ObjectError` with the server's status (0x81 already
     /// there, 0x64 no room, 0x63 not permitted).
-    fn put(&self, py: Python<'_>, id: &[u8], data: &[u8], metadata: &[u8]) -> PyResult<()> {
+    fn put(
+        &self,
+        py: Python<'_>,
+        id: &[u8],
+        data: PyBackedBytes,
+        metadata: PyBackedBytes,
+    ) -> PyResult<()> {
         let client = self.client()?.clone();
         let id = one_object_id(id)?;
-        // One copy out of the Python bytes, so the transfer runs without the GIL.
-        let (data, metadata) = (data.to_vec(), metadata.to_vec());
-        self.wait_for(py, async move {
-            client.put_bytes(id, data.into(), metadata.into()).await
-        })
+        // The transfer reads the bytes where Python holds them, without the GIL: a `bytes`
+        // object is immutable, and `PyBackedBytes` keeps it alive (a bytearray was copied
+        // once, on extraction).
+        let (data, metadata) = (Bytes::from_owner(data), Bytes::from_owner(metadata));
+        self.wait_for(
+            py,
+            async move { client.put_bytes(id, data, metadata).await },
+        )
     }
 
     /// Every object in the server's store, ordered by ID: `[(id, data size, metadata size,

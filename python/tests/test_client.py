@@ -379,3 +379,11 @@ def test_put_list_info_stats_and_copy_back(client, dest):
 def test_put_rejects_a_bad_id_before_sending(client):
     with pytest.raises(ps.RequestError, match="20 bytes"):
         client.put(b"short", b"data")
+
+
+def test_put_takes_bytes_bytearray_and_memoryview_alike(client, dest):
+    data = os.urandom(5 << 20)
+    for value in (data, bytearray(data), memoryview(data)[1:]):
+        oid = new_id()
+        client.put(oid, value, metadata=bytearray(b"m"))
+        assert read(dest, oid) == (bytes(value), b"m")
