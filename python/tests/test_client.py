@@ -367,7 +367,13 @@ def test_put_list_info_stats_and_copy_back(client, dest):
     [(copied_id, copied, copied_meta)] = client.copy(oid)
     assert (copied_id, copied, copied_meta) == (oid, data, metadata)
 
+    # The server counts an object sent once it has read the client's acknowledgement, which
+    # may come after `copy` returned: wait for the count (a few ms), not for a fixed time.
+    deadline = time.monotonic() + 10
     after = client.stats()
+    while after.sent_objects == before.sent_objects and time.monotonic() < deadline:
+        time.sleep(0.01)
+        after = client.stats()
     assert after.store_capacity == 256 << 20
     assert after.store_used is not None and after.store_used >= 200_000
     assert after.sent_objects == before.sent_objects + 1
