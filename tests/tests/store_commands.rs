@@ -188,7 +188,14 @@ fn stats_count_what_moved_on_both_sides() {
     assert_eq!(received["store_used"], moved, "{received}");
     assert_eq!(received["peers"][0]["peer"], "127.0.0.1");
     assert_eq!(received["peers"][0]["received_bytes"], moved);
-    let sent = stats(&source);
+    // The source counts an object sent once it has read the puller's acknowledgement, which
+    // may come after the report: wait for the count, not for a fixed time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut sent = stats(&source);
+    while sent["sent_objects"] != 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        sent = stats(&source);
+    }
     assert_eq!(sent["sent_objects"], 2, "{sent}");
     assert_eq!(sent["sent_bytes"], moved, "{sent}");
     assert_eq!(sent["received_objects"], 0);
