@@ -817,16 +817,8 @@ async fn completion_times(holder_args: &[&str], count: u32, size: u64) -> Vec<f6
     // the clock measures the transfer alone. (With the dial inside it, a CI run whose
     // transfer took 0.15 s after a dial of about as long put the first pair at 0.502× the
     // last object's time.)
-    let warm_up = oid(31, count);
-    put(&mut source.store(), warm_up, 1, 0);
-    let warmed = client
-        .sync(vec![PeerRequest::Copy {
-            from: source.addr,
-            objects: vec![warm_up],
-        }])
-        .await
-        .unwrap();
-    assert!(warmed.is_success(), "{warmed:?}");
+    let warm_up = [(oid(31, count), 1, 0)];
+    put_pull_verify(&source, &destination, TransferKind::Copy, &warm_up).await;
     let start = std::time::Instant::now();
     let watcher = {
         let mut store = destination.store();
