@@ -36,6 +36,7 @@ pub mod reasons;
 pub mod send_order;
 pub mod shutdown;
 pub mod store_requests;
+pub mod store_use;
 pub mod sync;
 pub mod sync_events;
 
@@ -123,9 +124,19 @@ pub async fn run(options: Options) -> Result<(), StartError> {
             )
             .await?;
             info!(socket = %options.plasma_socket.display(), "connected to the Plasma store");
-            // A socket store answers no "bytes in use" cheaply (only a list of every
-            // object): its metrics have the capacity alone.
-            serve(options, identity, trust, pool, None).await
+            // A socket store tells its use only by listing every object: with --metrics, a
+            // task lists it now and then (`store_use`), and scrapes read the last count.
+            let used: Option<StoreUse> = match options.metrics {
+                Some(_) => {
+                    let used =
+                        store_use::sampled_by_listing(pool.clone(), store_use::REFRESH).await;
+                    Some(Box::new(move || {
+                        used.load(std::sync::atomic::Ordering::Relaxed)
+                    }))
+                }
+                None => None,
+            };
+            serve(options, identity, trust, pool, used).await
         }
     }
 }
@@ -269,7 +280,8 @@ fn trust_from(options: &Options) -> Result<Trust, StartError> {
     Ok(Trust::Pinned(trusted))
 }
 
-/// Tells the bytes of live objects in the store, where the store can (the embedded one).
+/// Tells the bytes of live objects in the store: the embedded store's own count, or a socket
+/// store's at its last List (`store_use`).
 type StoreUse = Box<dyn Fn() -> u64 + Send + Sync>;
 
 async fn serve<S: ObjectStore>(

@@ -167,8 +167,8 @@ impl std::fmt::Debug for Metrics {
 
 impl Metrics {
     /// The registry of a server whose store has `store_capacity` bytes; `store_used_known`
-    /// says whether the store can tell its use (only then is that gauge exported: an external
-    /// Plasma store answers no such question cheaply).
+    /// says whether the server samples the store's use (only then is that gauge exported: an
+    /// external Plasma store's use is known only when `--metrics` has it listed, `store_use`).
     pub fn new(store_capacity: Option<u64>, store_used_known: bool) -> Self {
         let mut registry = Registry::with_prefix("plasma_stream");
         let received_bytes = Family::<PeerLabel, Counter>::default();
@@ -265,7 +265,7 @@ impl Metrics {
         if store_used_known {
             registry.register_with_unit(
                 "store_used",
-                "Bytes of live objects in the Plasma store (embedded store only)",
+                "Bytes of live objects in the Plasma store (an external store: at its last List, made every 10 s)",
                 Unit::Bytes,
                 store_used.clone(),
             );

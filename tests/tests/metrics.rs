@@ -8,10 +8,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use plasma_stream_tests::{client, oid, put, verify, ObjectId, Server, ServerConfig};
+use plasma_stream_tests::{client, oid, put, store_client, verify, ObjectId, Server, ServerConfig};
 use stream::{PeerRequest, Status};
 
 const STORE: u64 = 64 << 20;
+const MIB: u64 = 1 << 20;
 
 fn server_with_metrics() -> Server {
     let server =
@@ -270,6 +271,60 @@ async fn metrics_count_what_moved_and_bad_scrapes_harm_nothing() {
         value(&text, "plasma_stream_sync_duration_seconds_count"),
         Some(2.0),
         "{text}"
+    );
+}
+
+/// Beside pyarrow's `plasma_store`, the store's use comes from a List made at the start and
+/// every `store_use::REFRESH` (10 s): the first scrape already counts what the store held
+/// before the server started, and a later one counts an object the server received.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs pyarrow 11's plasma_store (.ci/run provides it)"]
+async fn store_use_beside_a_real_store_is_listed_and_refreshed() {
+    let real = plasma_stream_tests::RealStore::start(STORE);
+    let before = 3 * MIB + 5;
+    put(&mut store_client(&real.socket), oid(0x5a, 0), before, 7);
+    let destination = Server::start(
+        ServerConfig::on_socket(&real.socket).with_args(&["--metrics", "127.0.0.1:0"]),
+    );
+    let text = scrape(&destination);
+    assert_eq!(
+        value(&text, "plasma_stream_store_capacity_bytes"),
+        Some(STORE as f64),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "plasma_stream_store_used_bytes"),
+        Some((before + 7) as f64),
+        "the object put before the start: {text}"
+    );
+
+    let source = Server::embedded(16 * MIB);
+    let id = oid(0x5a, 1);
+    put(&mut source.store(), id, MIB, 0);
+    let report = client(destination.addr)
+        .await
+        .sync(vec![PeerRequest::Copy {
+            from: source.addr,
+            objects: vec![id],
+        }])
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    let after = (before + 7 + MIB) as f64;
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let text = loop {
+        let text = scrape(&destination);
+        if value(&text, "plasma_stream_store_used_bytes") == Some(after)
+            || Instant::now() > deadline
+        {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        value(&text, "plasma_stream_store_used_bytes"),
+        Some(after),
+        "both objects, within two refreshes: {text}"
     );
 }
 
