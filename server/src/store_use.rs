@@ -30,6 +30,9 @@ where
     let task_used = used.clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
+        // A List slower than the interval (a huge store) is followed by a pause, not by
+        // another List at once.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first tick completes at once, and the List above was that one.
         ticks.tick().await;
         loop {
