@@ -75,10 +75,11 @@ fn value(text: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Scrapes until `check` holds (the holder counts an object once its exchange has ended,
-/// which may come just after the puller's report), at most 10 s; the last scrape.
-fn scrape_until(server: &Server, check: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Scrapes until `check` holds, for at most `within`; the last scrape. (The holder counts an
+/// object once its exchange has ended, which may come just after the puller's report; an
+/// external store's use is refreshed every 10 s.)
+fn scrape_until(server: &Server, within: Duration, check: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + within;
     loop {
         let text = scrape(server);
         if check(&text) || Instant::now() > deadline {
@@ -184,7 +185,9 @@ async fn metrics_count_what_moved_and_bad_scrapes_harm_nothing() {
 
     // The holder: the same bytes and objects out, and the object it did not have.
     let sent = |text: &str| value(text, &format!("plasma_stream_sent_objects_total{PEER}"));
-    let text = scrape_until(&source, |text| sent(text) == Some(objects.len() as f64));
+    let text = scrape_until(&source, Duration::from_secs(10), |text| {
+        sent(text) == Some(objects.len() as f64)
+    });
     assert_eq!(sent(&text), Some(objects.len() as f64), "{text}");
     assert_eq!(
         value(&text, &format!("plasma_stream_sent_bytes_total{PEER}")),
@@ -311,16 +314,9 @@ async fn store_use_beside_a_real_store_is_listed_and_refreshed() {
         .unwrap();
     assert!(report.is_success(), "{report:?}");
     let after = (before + 7 + MIB) as f64;
-    let deadline = Instant::now() + Duration::from_secs(25);
-    let text = loop {
-        let text = scrape(&destination);
-        if value(&text, "plasma_stream_store_used_bytes") == Some(after)
-            || Instant::now() > deadline
-        {
-            break text;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let text = scrape_until(&destination, Duration::from_secs(25), |text| {
+        value(text, "plasma_stream_store_used_bytes") == Some(after)
+    });
     assert_eq!(
         value(&text, "plasma_stream_store_used_bytes"),
         Some(after),
