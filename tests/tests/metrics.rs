@@ -8,8 +8,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use plasma_stream_tests::{client, oid, put, store_client, verify, ObjectId, Server, ServerConfig};
-use stream::{PeerRequest, Status};
+use plasma_stream_tests::{
+    client, oid, put, put_pull_verify, store_client, verify, ObjectId, Server, ServerConfig,
+};
+use stream::{PeerRequest, Status, TransferKind};
 
 const STORE: u64 = 64 << 20;
 const MIB: u64 = 1 << 20;
@@ -302,17 +304,8 @@ async fn store_use_beside_a_real_store_is_listed_and_refreshed() {
     );
 
     let source = Server::embedded(16 * MIB);
-    let id = oid(0x5a, 1);
-    put(&mut source.store(), id, MIB, 0);
-    let report = client(destination.addr)
-        .await
-        .sync(vec![PeerRequest::Copy {
-            from: source.addr,
-            objects: vec![id],
-        }])
-        .await
-        .unwrap();
-    assert!(report.is_success(), "{report:?}");
+    let copied = [(oid(0x5a, 1), MIB, 0)];
+    put_pull_verify(&source, &destination, TransferKind::Copy, &copied).await;
     let after = (before + 7 + MIB) as f64;
     let text = scrape_until(&destination, Duration::from_secs(25), |text| {
         value(text, "plasma_stream_store_used_bytes") == Some(after)
