@@ -194,6 +194,21 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Whether a sealed object with this ID is in the store.
     fn contains(&self, id: ObjectId) -> impl Future<Output = Result<bool, Error>> + Send;
 
+    /// [`ObjectStore::contains`] for each ID, in order. A store whose calls are cheap asks
+    /// one at a time; a socket store asks in one round trip.
+    fn contains_many(
+        &self,
+        ids: Vec<ObjectId>,
+    ) -> impl Future<Output = Result<Vec<bool>, Error>> + Send {
+        async move {
+            let mut here = Vec::with_capacity(ids.len());
+            for id in ids {
+                here.push(self.contains(id).await?);
+            }
+            Ok(here)
+        }
+    }
+
     /// Deletes objects; one outcome per ID, in order.
     fn delete(
         &self,

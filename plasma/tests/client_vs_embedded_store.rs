@@ -127,3 +127,8 @@ fn large_gib_object_round_trips_through_embedded_store() {
 fn create_and_seal_in_one_request_in_embedded_store() {
     scenarios::create_and_seal_in_one_request(&start_ours);
 }
+
+#[test]
+fn contains_many_answers_like_contains_in_embedded_store() {
+    scenarios::contains_many_answers_like_contains(&start_ours);
+}

@@ -103,3 +103,9 @@ fn async_pool_survives_a_pyarrow_store_restart() {
 fn create_and_seal_in_one_request_in_pyarrow_store() {
     scenarios::create_and_seal_in_one_request(&start_pyarrow_store);
 }
+
+#[test]
+#[ignore = "needs pyarrow 11's plasma_store (.ci/run installs it)"]
+fn contains_many_answers_like_contains_in_pyarrow_store() {
+    scenarios::contains_many_answers_like_contains(&start_pyarrow_store);
+}

@@ -171,18 +171,18 @@ fn prepare<S>(node: &Node<S>, objects: Vec<ObjectId>) -> Vec<Pending> {
         .collect()
 }
 
-/// One claimed object: 0x81 if the store already has it (checked here, inside the bounded
-/// concurrency, so the store calls of a large SYNC overlap), otherwise pulled.
+/// One claimed object: `here` says whether the store already has it (0x81, or 0x60 if it
+/// could not say: [`already_here`]); otherwise it is pulled.
 async fn check_and_pull<S: ObjectStore>(
     node: &Node<S>,
     peer: std::net::SocketAddr,
     connection: &Connection,
     kind: TransferKind,
-    claim: Claim,
+    (claim, here): (Claim, Option<Status>),
     mut track: ObjectTrack,
 ) -> DetailedOutcome {
     let id = claim.id();
-    let outcome = match already_here(node, id).await {
+    let outcome = match here {
         Some(status) => decided(id, status, reasons::status(status)),
         None => pull_object(node, peer, connection, kind, &mut track).await,
     };
@@ -191,12 +191,61 @@ async fn check_and_pull<S: ObjectStore>(
     outcome
 }
 
-/// 0x81 if the local store already has the object, 0x60 if it cannot say; `None` to pull it.
-async fn already_here<S: ObjectStore>(node: &Node<S>, id: ObjectId) -> Option<Status> {
-    let contains = node.store.contains(store_id(id)).await.map_err(|error| {
-        warn!(object = %id, %error, "store contains failed");
-    });
-    policy::already_here(contains)
+/// Objects checked against the local store at once (`ObjectStore::contains_many`: one round
+/// trip to a socket store for all of them). The check runs this far ahead of the pulls, and
+/// an object that arrives in the store meanwhile is refused by its create as already there.
+const PRESENCE_BATCH: usize = 128;
+
+/// For each ID: 0x81 if the local store already has it, 0x60 if it cannot say, `None` to
+/// pull it.
+async fn already_here<S: ObjectStore>(node: &Node<S>, ids: Vec<ObjectId>) -> Vec<Option<Status>> {
+    let asked = ids.len();
+    let first = ids.first().copied().unwrap_or_default();
+    let answers = node
+        .store
+        .contains_many(ids.into_iter().map(store_id).collect())
+        .await;
+    match answers {
+        Ok(here) if here.len() == asked => here
+            .into_iter()
+            .map(|here| policy::already_here(Ok(here)))
+            .collect(),
+        Ok(here) => {
+            warn!(asked, answered = here.len(), object = %first, "store contains answered a different count");
+            vec![policy::already_here(Err(())); asked]
+        }
+        Err(error) => {
+            warn!(objects = asked, object = %first, %error, "store contains failed");
+            vec![policy::already_here(Err(())); asked]
+        }
+    }
+}
+
+/// One batch of a peer request's objects, each with what [`already_here`] says of it.
+async fn check_batch<S: ObjectStore>(
+    node: &Node<S>,
+    batch: Vec<(usize, Pending)>,
+) -> Vec<(usize, Pending, Option<Status>)> {
+    let ids = batch.iter().filter_map(|(_, p)| to_pull(p)).collect();
+    let mut here = already_here(node, ids).await.into_iter();
+    batch
+        .into_iter()
+        .map(|(index, p)| {
+            let here = match p {
+                Pending::ToPull(_) => here.next().flatten(),
+                Pending::AlreadyReceiving(_) => None,
+            };
+            (index, p, here)
+        })
+        .collect()
+}
+
+/// The ID of an object to pull.
+fn to_pull(pending: &Pending) -> Option<ObjectId> {
+    match pending {
+        Pending::ToPull(claim) => Some(claim.id()),
+        Pending::AlreadyReceiving(_) => None,
+    }
 }
 
 /// The outcomes of a peer request none of whose objects is to be pulled.
@@ -230,14 +279,17 @@ async fn fail_remaining<S: ObjectStore>(
     peer_index: usize,
 ) -> DetailedPeerReport {
     let mut in_store = Vec::with_capacity(pending.len());
-    for p in &pending {
-        let here = match p {
-            Pending::ToPull(claim) => {
-                already_here(node, claim.id()).await == Some(Status::AlreadyInStore)
-            }
-            Pending::AlreadyReceiving(_) => false,
-        };
-        in_store.push(here);
+    for batch in pending.chunks(PRESENCE_BATCH) {
+        let mut here = already_here(node, batch.iter().filter_map(to_pull).collect())
+            .await
+            .into_iter();
+        for p in batch {
+            let stored = match p {
+                Pending::ToPull(_) => here.next().flatten() == Some(Status::AlreadyInStore),
+                Pending::AlreadyReceiving(_) => false,
+            };
+            in_store.push(stored);
+        }
     }
     let outcomes = pending
         .into_iter()
@@ -350,8 +402,20 @@ async fn run_peer_request<S: ObjectStore>(
     };
 
     let total = pending.len();
-    let pulls = stream::iter(pending.into_iter().enumerate())
-        .map(|(index, pending)| {
+    // Taken lazily, a batch at a time: a maximal SYNC's pending list is not copied.
+    let items = pending.into_iter().enumerate();
+    // The state owns its `Arc` of the node: with a borrowed one, rustc cannot prove the
+    // spawned SYNC task `Send` for every lifetime (a known limit of its inference).
+    let checked = stream::unfold((items, Arc::clone(&node)), |(mut items, node)| async move {
+        let batch: Vec<(usize, Pending)> = items.by_ref().take(PRESENCE_BATCH).collect();
+        if batch.is_empty() {
+            return None;
+        }
+        Some((check_batch(&node, batch).await, (items, node)))
+    })
+    .flat_map(stream::iter);
+    let pulls = checked
+        .map(|(index, pending, here)| {
             let node = &node;
             let connection = &connection;
             async move {
@@ -363,7 +427,7 @@ async fn run_peer_request<S: ObjectStore>(
                     Pending::ToPull(claim) => {
                         let track = progress.object(peer_index, claim.id());
                         let span = info_span!("object", object = %claim.id());
-                        check_and_pull(node, peer, connection, kind, claim, track)
+                        check_and_pull(node, peer, connection, kind, (claim, here), track)
                             .instrument(span)
                             .await
                     }

@@ -797,3 +797,63 @@ pub fn create_and_seal_in_one_request(launch: &StoreLauncher) {
         }
     });
 }
+
+/// [`ObjectStore::contains_many`] (one Get that does not wait, for a socket store) answers
+/// like `contains` for sealed, absent and unsealed objects, in order and with repeats, and
+/// keeps no reference: a delete of every object it found completes.
+pub fn contains_many_answers_like_contains(launch: &StoreLauncher) {
+    const MIB: u64 = 1 << 20;
+    let store = launch(8 * MIB);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let pool = StorePool::connect(&store.socket, 2, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let sealed: Vec<ObjectId> = (0..3).map(|n| oid("many", n)).collect();
+        for id in &sealed {
+            pool.create_and_seal(
+                *id,
+                vec![1; 1000],
+                Vec::new(),
+                object_digest(&[1; 1000], b""),
+                false,
+            )
+            .await
+            .unwrap();
+        }
+        let unsealed = oid("many", 10);
+        let writing = pool.create(unsealed, 100, 0).await.unwrap();
+        let absent = oid("many", 11);
+        assert_eq!(
+            pool.contains_many(Vec::new()).await.unwrap(),
+            Vec::<bool>::new()
+        );
+        let asked = vec![sealed[0], absent, sealed[1], unsealed, sealed[2], sealed[0]];
+        let mut expected = Vec::new();
+        for id in &asked {
+            expected.push(pool.contains(*id).await.unwrap());
+        }
+        assert_eq!(expected, [true, false, true, false, true, true]);
+        assert_eq!(pool.contains_many(asked).await.unwrap(), expected);
+        writing.abort().await.unwrap();
+
+        // Were a reference kept, a deleted object would stay until it is released.
+        pool.delete(sealed.clone()).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while pool
+            .contains_many(sealed.clone())
+            .await
+            .unwrap()
+            .contains(&true)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "objects found by contains_many were never released"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
