@@ -654,13 +654,14 @@ pub fn pool_survives_store_restart(launch: &StoreLauncher, relaunch: &StoreRelau
     });
 }
 
-/// A store full of sealed, unreferenced (so evictable) objects: a create without eviction of
-/// an object larger than the free space fails with `StoreFull` and every sealed object is still
-/// there, byte for byte; one that fits succeeds. A plain create of the same too-large object
-/// then succeeds by evicting, which shows the store really was full and the objects evictable.
-pub fn create_without_eviction_never_evicts(launch: &StoreLauncher) {
-    const MIB: u64 = 1 << 20;
-    let store = launch(8 * MIB);
+/// Runs `scenario` with a pool of 2 connections to a store of `capacity` bytes that `launch`
+/// starts, on a current-thread runtime; the store stops after it.
+fn with_pool<F, Fut>(launch: &StoreLauncher, capacity: u64, scenario: F)
+where
+    F: FnOnce(StorePool) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let store = launch(capacity);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -669,6 +670,17 @@ pub fn create_without_eviction_never_evicts(launch: &StoreLauncher) {
         let pool = StorePool::connect(&store.socket, 2, Duration::from_secs(5))
             .await
             .unwrap();
+        scenario(pool).await;
+    });
+}
+
+/// A store full of sealed, unreferenced (so evictable) objects: a create without eviction of
+/// an object larger than the free space fails with `StoreFull` and every sealed object is still
+/// there, byte for byte; one that fits succeeds. A plain create of the same too-large object
+/// then succeeds by evicting, which shows the store really was full and the objects evictable.
+pub fn create_without_eviction_never_evicts(launch: &StoreLauncher) {
+    const MIB: u64 = 1 << 20;
+    with_pool(launch, 8 * MIB, |pool| async move {
         let sealed: Vec<ObjectId> = (0..6).map(|n| oid("no-evict", n)).collect();
         for (n, id) in sealed.iter().enumerate() {
             let mut object = pool.create(*id, MIB, 0).await.unwrap();
@@ -735,15 +747,7 @@ pub fn create_without_eviction_never_evicts(launch: &StoreLauncher) {
 /// sealed object stays; an existing ID is refused.
 pub fn create_and_seal_in_one_request(launch: &StoreLauncher) {
     const MIB: u64 = 1 << 20;
-    let store = launch(8 * MIB);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let pool = StorePool::connect(&store.socket, 2, Duration::from_secs(5))
-            .await
-            .unwrap();
+    with_pool(launch, 8 * MIB, |pool| async move {
         let sealed: Vec<ObjectId> = (0..6).map(|n| oid("inline", n)).collect();
         for (n, id) in sealed.iter().enumerate() {
             let mut data = vec![0u8; MIB as usize];
@@ -803,15 +807,7 @@ pub fn create_and_seal_in_one_request(launch: &StoreLauncher) {
 /// keeps no reference: a delete of every object it found completes.
 pub fn contains_many_answers_like_contains(launch: &StoreLauncher) {
     const MIB: u64 = 1 << 20;
-    let store = launch(8 * MIB);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let pool = StorePool::connect(&store.socket, 2, Duration::from_secs(5))
-            .await
-            .unwrap();
+    with_pool(launch, 8 * MIB, |pool| async move {
         let sealed: Vec<ObjectId> = (0..3).map(|n| oid("many", n)).collect();
         for id in &sealed {
             pool.create_and_seal(
