@@ -21,10 +21,7 @@ pub const REFRESH: Duration = Duration::from_secs(10);
 /// background task that ends when the runtime does. Returns what a scrape reads: the bytes
 /// in use at the last List that succeeded. A failed List keeps the last count and is
 /// retried at the next tick: the store's own failure shows in every transfer anyway.
-pub async fn sampled_by_listing<S>(store: S, every: Duration) -> Arc<AtomicU64>
-where
-    S: ObjectStore + Send + Sync + 'static,
-{
+pub async fn sampled_by_listing<S: ObjectStore>(store: S, every: Duration) -> Arc<AtomicU64> {
     let used = Arc::new(AtomicU64::new(0));
     refresh(&store, &used).await;
     let task_used = used.clone();

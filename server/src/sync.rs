@@ -178,7 +178,8 @@ async fn check_and_pull<S: ObjectStore>(
     peer: std::net::SocketAddr,
     connection: &Connection,
     kind: TransferKind,
-    (claim, here): (Claim, Option<Status>),
+    claim: Claim,
+    here: Option<Status>,
     mut track: ObjectTrack,
 ) -> DetailedOutcome {
     let id = claim.id();
@@ -196,29 +197,33 @@ async fn check_and_pull<S: ObjectStore>(
 /// an object that arrives in the store meanwhile is refused by its create as already there.
 const PRESENCE_BATCH: usize = 128;
 
-/// For each ID: 0x81 if the local store already has it, 0x60 if it cannot say, `None` to
-/// pull it.
-async fn already_here<S: ObjectStore>(node: &Node<S>, ids: Vec<ObjectId>) -> Vec<Option<Status>> {
-    let asked = ids.len();
-    let first = ids.first().copied().unwrap_or_default();
-    let answers = node
-        .store
-        .contains_many(ids.into_iter().map(store_id).collect())
-        .await;
-    match answers {
-        Ok(here) if here.len() == asked => here
-            .into_iter()
-            .map(|here| policy::already_here(Ok(here)))
-            .collect(),
+/// For each entry: 0x81 if the local store already has that object, 0x60 if it cannot say,
+/// `None` to pull it (and `None` for an entry without an ID: an object not to be pulled).
+async fn already_here<S: ObjectStore>(
+    node: &Node<S>,
+    ids: Vec<Option<ObjectId>>,
+) -> Vec<Option<Status>> {
+    let asked: Vec<_> = ids.iter().flatten().map(|&id| store_id(id)).collect();
+    let count = asked.len();
+    let first = ids.iter().flatten().next().copied().unwrap_or_default();
+    let answers = match node.store.contains_many(asked).await {
+        Ok(here) if here.len() == count => here.into_iter().map(Ok).collect(),
         Ok(here) => {
-            warn!(asked, answered = here.len(), object = %first, "store contains answered a different count");
-            vec![policy::already_here(Err(())); asked]
+            warn!(asked = count, answered = here.len(), object = %first, "store contains answered a different count");
+            vec![Err(()); count]
         }
         Err(error) => {
-            warn!(objects = asked, object = %first, %error, "store contains failed");
-            vec![policy::already_here(Err(())); asked]
+            warn!(objects = count, object = %first, %error, "store contains failed");
+            vec![Err(()); count]
         }
-    }
+    };
+    let mut answers = answers.into_iter();
+    ids.iter()
+        .map(|id| {
+            id.and_then(|_| answers.next())
+                .and_then(policy::already_here)
+        })
+        .collect()
 }
 
 /// One batch of a peer request's objects, each with what [`already_here`] says of it.
@@ -226,17 +231,11 @@ async fn check_batch<S: ObjectStore>(
     node: &Node<S>,
     batch: Vec<(usize, Pending)>,
 ) -> Vec<(usize, Pending, Option<Status>)> {
-    let ids = batch.iter().filter_map(|(_, p)| to_pull(p)).collect();
-    let mut here = already_here(node, ids).await.into_iter();
+    let here = already_here(node, batch.iter().map(|(_, p)| to_pull(p)).collect()).await;
     batch
         .into_iter()
-        .map(|(index, p)| {
-            let here = match p {
-                Pending::ToPull(_) => here.next().flatten(),
-                Pending::AlreadyReceiving(_) => None,
-            };
-            (index, p, here)
-        })
+        .zip(here)
+        .map(|((index, p), here)| (index, p, here))
         .collect()
 }
 
@@ -280,16 +279,11 @@ async fn fail_remaining<S: ObjectStore>(
 ) -> DetailedPeerReport {
     let mut in_store = Vec::with_capacity(pending.len());
     for batch in pending.chunks(PRESENCE_BATCH) {
-        let mut here = already_here(node, batch.iter().filter_map(to_pull).collect())
-            .await
-            .into_iter();
-        for p in batch {
-            let stored = match p {
-                Pending::ToPull(_) => here.next().flatten() == Some(Status::AlreadyInStore),
-                Pending::AlreadyReceiving(_) => false,
-            };
-            in_store.push(stored);
-        }
+        let here = already_here(node, batch.iter().map(to_pull).collect()).await;
+        in_store.extend(
+            here.into_iter()
+                .map(|here| here == Some(Status::AlreadyInStore)),
+        );
     }
     let outcomes = pending
         .into_iter()
@@ -427,7 +421,7 @@ async fn run_peer_request<S: ObjectStore>(
                     Pending::ToPull(claim) => {
                         let track = progress.object(peer_index, claim.id());
                         let span = info_span!("object", object = %claim.id());
-                        check_and_pull(node, peer, connection, kind, (claim, here), track)
+                        check_and_pull(node, peer, connection, kind, claim, here, track)
                             .instrument(span)
                             .await
                     }
